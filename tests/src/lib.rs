@@ -1,0 +1,1 @@
+//! Kong stand-in and test harness.

@@ -186,7 +186,8 @@ mod tests {
     fn round_trips_through_json() {
         let req = AdminRequest::new(Method::Put, "/upstreams/u/targets/t")
             .with_body(json!({"weight": 0}));
-        let back: AdminRequest = serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
+        let back: AdminRequest =
+            serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
         assert_eq!(back, req);
     }
 }

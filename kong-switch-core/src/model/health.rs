@@ -109,7 +109,11 @@ pub struct HealthData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<String>,
     /// The target's weight in the balancer.
-    #[serde(rename = "nodeWeight", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "nodeWeight",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub node_weight: Option<u32>,
     /// Weight totals.
     #[serde(default, skip_serializing_if = "Option::is_none")]

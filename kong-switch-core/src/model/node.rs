@@ -42,8 +42,12 @@ impl NodeInfo {
     /// The deployment mode this node runs in.
     pub fn mode(&self) -> Mode {
         let conf = self.configuration.as_ref();
-        let role = conf.and_then(|c| c.role.as_deref()).unwrap_or("traditional");
-        let database = conf.and_then(|c| c.database.as_deref()).unwrap_or("postgres");
+        let role = conf
+            .and_then(|c| c.role.as_deref())
+            .unwrap_or("traditional");
+        let database = conf
+            .and_then(|c| c.database.as_deref())
+            .unwrap_or("postgres");
         match (role, database) {
             ("control_plane", _) => Mode::HybridControlPlane,
             ("data_plane", _) => Mode::HybridDataPlane,
@@ -78,7 +82,11 @@ impl NodeInfo {
         let conf = self.configuration.as_ref();
         let consistency = conf
             .and_then(|c| c.worker_consistency.as_deref())
-            .unwrap_or(if self.kong_version().major >= 3 { "eventual" } else { "strict" });
+            .unwrap_or(if self.kong_version().major >= 3 {
+                "eventual"
+            } else {
+                "strict"
+            });
         if consistency == "strict" {
             0.0
         } else {
@@ -221,7 +229,10 @@ mod tests {
         };
         assert_eq!(node("traditional", "postgres").mode(), Mode::Traditional);
         assert_eq!(node("traditional", "off").mode(), Mode::DbLess);
-        assert_eq!(node("control_plane", "postgres").mode(), Mode::HybridControlPlane);
+        assert_eq!(
+            node("control_plane", "postgres").mode(),
+            Mode::HybridControlPlane
+        );
         assert_eq!(node("data_plane", "off").mode(), Mode::HybridDataPlane);
     }
 

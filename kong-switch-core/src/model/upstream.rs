@@ -70,7 +70,9 @@ impl Upstream {
 
     /// Whether Kong checks the targets' health (actively or passively).
     pub fn healthchecks_enabled(&self) -> bool {
-        self.healthchecks.as_ref().is_some_and(Healthchecks::enabled)
+        self.healthchecks
+            .as_ref()
+            .is_some_and(Healthchecks::enabled)
     }
 }
 

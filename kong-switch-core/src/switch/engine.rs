@@ -320,7 +320,7 @@ impl<L: StateLog> Engine<L> {
         if all_passed(&report.gates) {
             report.outcome = Outcome::DryRun;
             report.message = format!(
-                "dry run: {} write(s) would move {} from {} to {}; nothing was written",
+                "{} write(s) would move {} from {} to {}; nothing was written",
                 report.writes.len(),
                 key,
                 prepared.plan.from.name,
@@ -329,7 +329,7 @@ impl<L: StateLog> Engine<L> {
         } else {
             report.outcome = Outcome::Refused;
             report.message = format!(
-                "dry run: the switch would be refused: {}",
+                "the switch would be refused: {}",
                 gates::refusal_reason(&report.gates)
             );
         }
@@ -354,10 +354,12 @@ impl<L: StateLog> Engine<L> {
             SwitchTarget::Service(s) => e = e.with_service(s.as_str()),
             SwitchTarget::Tagged(_) => {}
         }
-        if plan.strategy == StrategyKind::Weights {
+        // The upstream that receives traffic: the green upstream (upstream strategy) or the
+        // shared one (weights). The route strategy switches services, not upstreams.
+        if plan.strategy != StrategyKind::Route {
             e = e.with_upstream(plan.to.name.clone());
         }
-        e
+        req.attributes.stamp(e)
     }
 
     async fn switch_locked(
@@ -398,7 +400,7 @@ impl<L: StateLog> Engine<L> {
                 )
                 .await?;
             report.outcome = Outcome::Refused;
-            report.message = format!("refused, nothing changed in Kong: {reason}");
+            report.message = format!("nothing changed in Kong: {reason}");
             report.durations.total_ms = ms(started.elapsed());
             return Ok(report);
         }
@@ -1099,6 +1101,31 @@ impl<L: StateLog> Engine<L> {
         result
     }
 
+    /// Waits until the written node serves what was just written: its router rebuild delay
+    /// for service and route changes (none for target weights), as `GET /` reports it.
+    async fn await_primary(&self, router: bool) -> Result<NodeConvergence> {
+        let node = self.client.node().await?;
+        let delay = primary_delay(&node, router);
+        if !delay.is_zero() {
+            self.progress.event(ProgressEvent::Waiting {
+                what: "Kong to apply the rollback".to_owned(),
+                up_to: delay,
+            });
+            tokio::time::sleep(delay).await;
+        }
+        Ok(NodeConvergence {
+            node: "primary".to_owned(),
+            method: if delay.is_zero() {
+                ConvergenceMethod::Immediate
+            } else {
+                ConvergenceMethod::Waited
+            },
+            converged: true,
+            converged_after_ms: Some(ms(delay)),
+            detail: node_detail(&node, router),
+        })
+    }
+
     async fn rollback_locked(&self, target: &str, actor: &str) -> Result<SwitchReport> {
         let started = Instant::now();
         let history = self.log.history(target).await?;
@@ -1137,6 +1164,15 @@ impl<L: StateLog> Engine<L> {
                 });
             }
         };
+        let strategy = first.strategy;
+        let nodes = if writes.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                self.await_primary(strategy != StrategyKind::Weights)
+                    .await?,
+            ]
+        };
         let run_id = Uuid::new_v4();
         let reason = format!(
             "rollback requested by {actor} (restores run {})",
@@ -1168,7 +1204,6 @@ impl<L: StateLog> Engine<L> {
         if !(noop && already) {
             self.log.append(event).await?;
         }
-        let strategy = first.strategy;
         Ok(SwitchReport {
             target: target.to_owned(),
             strategy,
@@ -1205,7 +1240,7 @@ impl<L: StateLog> Engine<L> {
                 writes,
             }),
             verification: None,
-            nodes: Vec::new(),
+            nodes,
             reads: ReadStats::default(),
             recovered: None,
             run_id: Some(run_id),
@@ -1351,16 +1386,18 @@ impl<L: StateLog> Engine<L> {
             if !req.dry_run {
                 self.log
                     .append(
-                        Event::new(key, EventKind::Refused)
-                            .with_actor(req.actor.clone())
-                            .with_strategy(req.strategy.kind().as_str())
-                            .with_reason(reason.clone()),
+                        req.attributes.stamp(
+                            Event::new(key, EventKind::Refused)
+                                .with_actor(req.actor.clone())
+                                .with_strategy(req.strategy.kind().as_str())
+                                .with_reason(reason.clone()),
+                        ),
                     )
                     .await?;
             }
             report.outcome = Outcome::Refused;
             report.message = format!(
-                "refused, nothing changed in Kong: {} of {} service(s) failed their gates: {reason}",
+                "nothing changed in Kong: {} of {} service(s) failed their gates: {reason}",
                 refused_count,
                 services.len()
             );
@@ -1384,7 +1421,7 @@ impl<L: StateLog> Engine<L> {
             report.writes = active.iter().flat_map(|p| p.plan.writes()).collect();
             report.outcome = Outcome::DryRun;
             report.message = format!(
-                "dry run: {} write(s) over {} service(s) would be made; nothing was written",
+                "{} write(s) over {} service(s) would be made; nothing was written",
                 report.writes.len(),
                 active.len()
             );
@@ -1395,11 +1432,13 @@ impl<L: StateLog> Engine<L> {
         let run_id = Uuid::new_v4();
         report.run_id = Some(run_id);
         let plans: Vec<&Plan> = active.iter().map(|p| &p.plan).collect();
-        let base = Event::new(key, EventKind::Intent)
-            .with_run_id(run_id)
-            .with_actor(req.actor.clone())
-            .with_strategy(req.strategy.kind().as_str())
-            .with_sides(plans[0].from.color.clone(), plans[0].to.color.clone());
+        let base = req.attributes.stamp(
+            Event::new(key, EventKind::Intent)
+                .with_run_id(run_id)
+                .with_actor(req.actor.clone())
+                .with_strategy(req.strategy.kind().as_str())
+                .with_sides(plans[0].from.color.clone(), plans[0].to.color.clone()),
+        );
         let intent = Intent {
             strategy: req.strategy.kind().as_str().to_owned(),
             from: plans[0].from.color.clone(),

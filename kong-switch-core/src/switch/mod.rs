@@ -40,8 +40,8 @@ pub use report::{
     RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 pub use request::{
-    ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe, Schedule, Sides, Strategy,
-    StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions,
-    parse_duration,
+    DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe,
+    Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount,
+    VerifyConfig, WeightsOptions, parse_duration,
 };
 pub use verify::VerificationReport;

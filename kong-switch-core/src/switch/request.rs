@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::admin::KongClient;
 use crate::model::NameOrId;
+use crate::state::Event;
 
 use super::error::{Error, Result};
 
@@ -521,6 +522,39 @@ impl fmt::Debug for ExtraNode {
     }
 }
 
+/// The deployment attributes recorded on every state-log event of a run (design §4): which
+/// environment, which deployment, which version and build, beyond what Kong itself shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentAttributes {
+    /// Environment, e.g. `prod` or `staging`.
+    pub environment: Option<String>,
+    /// Deployment name, e.g. the Kubernetes Deployment `orders-green`.
+    pub deployment: Option<String>,
+    /// Version being switched to, e.g. `1.4.2`.
+    pub version: Option<String>,
+    /// CI build id.
+    pub build_id: Option<String>,
+}
+
+impl DeploymentAttributes {
+    /// Copies the attributes that are set onto `event`.
+    pub fn stamp(&self, mut event: Event) -> Event {
+        if let Some(v) = &self.environment {
+            event = event.with_environment(v.clone());
+        }
+        if let Some(v) = &self.deployment {
+            event = event.with_deployment(v.clone());
+        }
+        if let Some(v) = &self.version {
+            event = event.with_version(v.clone());
+        }
+        if let Some(v) = &self.build_id {
+            event = event.with_build_id(v.clone());
+        }
+        event
+    }
+}
+
 /// Everything a switch run needs to know. Build with [`SwitchRequest::new`] and set fields.
 #[derive(Debug, Clone)]
 pub struct SwitchRequest {
@@ -545,6 +579,8 @@ pub struct SwitchRequest {
     pub nodes: Vec<ExtraNode>,
     /// Who runs the switch, as the lease and the log show it (e.g. `alice@host (pid 42)`).
     pub actor: String,
+    /// Deployment attributes recorded on every event of the run.
+    pub attributes: DeploymentAttributes,
     /// How long the lease on the target lasts (default 15 min).
     pub lease_ttl: Duration,
     /// Batch only: services switched at once (default 10).
@@ -566,6 +602,7 @@ impl SwitchRequest {
             dry_run: false,
             nodes: Vec::new(),
             actor: "kong-switch".into(),
+            attributes: DeploymentAttributes::default(),
             lease_ttl: Duration::from_secs(15 * 60),
             parallelism: 10,
         }

@@ -45,8 +45,19 @@ pub(crate) struct Reader<'a> {
     pub req: &'a SwitchRequest,
 }
 
-/// The color of an entity: by name suffix, else by color tag, else `None`.
-pub(crate) fn color_of(name: &str, tags: Option<&[String]>, sides: &Sides) -> Option<String> {
+impl Sides {
+    /// The color of an entity: by name suffix, else by color tag, else `None`.
+    pub fn color_of(&self, name: &str, tags: Option<&[String]>) -> Option<String> {
+        color_of(name, tags, self)
+    }
+
+    /// A target's color: its color tag, else the first DNS label of its host by suffix.
+    pub fn target_color(&self, target: &Target) -> Option<String> {
+        target_color(target, self)
+    }
+}
+
+fn color_of(name: &str, tags: Option<&[String]>, sides: &Sides) -> Option<String> {
     if name.ends_with(&sides.green_suffix) {
         return Some("green".into());
     }
@@ -747,8 +758,7 @@ impl Reader<'_> {
     }
 }
 
-/// A target's color: its color tag, else the first DNS label of its host by suffix.
-pub(crate) fn target_color(target: &Target, sides: &Sides) -> Option<String> {
+fn target_color(target: &Target, sides: &Sides) -> Option<String> {
     let prefix = format!("{}=", sides.color_tag);
     if let Some(c) = target
         .tags

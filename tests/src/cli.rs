@@ -51,8 +51,14 @@ fn build(profile_dir: &Path) {
         .parent()
         .expect("the tests crate lives in the workspace");
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--quiet", "-p", "kong-switch-cli", "--bin", "kong-switch"]);
+    cmd.current_dir(workspace).args([
+        "build",
+        "--quiet",
+        "-p",
+        "kong-switch-cli",
+        "--bin",
+        "kong-switch",
+    ]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -102,15 +108,24 @@ impl From<Output> for Run {
 pub struct KongSwitch {
     admin_url: String,
     state_dir: PathBuf,
+    actor: String,
 }
 
 impl KongSwitch {
-    /// Runs against `admin_url`, logging to `state_dir`.
+    /// Runs against `admin_url`, logging to `state_dir`, as actor `e2e`.
     pub fn new(admin_url: impl Into<String>, state_dir: impl Into<PathBuf>) -> KongSwitch {
         KongSwitch {
             admin_url: admin_url.into(),
             state_dir: state_dir.into(),
+            actor: "e2e".to_owned(),
         }
+    }
+
+    /// Records runs as `actor` (`KONG_SWITCH_ACTOR`).
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> KongSwitch {
+        self.actor = actor.into();
+        self
     }
 
     /// The state directory.
@@ -130,7 +145,7 @@ impl KongSwitch {
             .env_remove("KONG_ADMIN_URL")
             .env_remove("KONG_ADMIN_TOKEN")
             .env_remove("KONG_SWITCH_STATE")
-            .env("KONG_SWITCH_ACTOR", "e2e");
+            .env("KONG_SWITCH_ACTOR", &self.actor);
         cmd
     }
 

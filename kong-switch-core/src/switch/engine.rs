@@ -1662,7 +1662,7 @@ fn node_detail_extra(node: &Node, router: bool) -> String {
 
 fn noop_message(plan: &Plan) -> String {
     format!(
-        "{} already routes to {} ({}); no Kong write",
+        "{} already routes to {} ({}); nothing to do, no Kong write",
         plan.target, plan.to.name, plan.to.color
     )
 }

@@ -281,9 +281,14 @@ pub struct ClusterArgs {
     /// Proxy of the --node at the same position, to check it serves the new side.
     #[arg(long = "node-proxy", value_name = "URL")]
     pub node_proxies: Vec<url::Url>,
-    /// Status API of a hybrid-mode data plane, where health is read (repeatable).
+    /// Status API of a hybrid-mode data plane, where health is read (repeatable). After the
+    /// writes, each must report the config hash the data planes converged on.
     #[arg(long = "dp-status", value_name = "URL")]
     pub data_planes: Vec<url::Url>,
+    /// Hybrid mode: a data plane not seen by the control plane for longer than this is
+    /// disconnected: named in the report, not waited for (Kong: 1.5 × its 30 s ping).
+    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_duration)]
+    pub dp_timeout: Duration,
 }
 
 /// Who and what is recorded in the state log.
@@ -321,6 +326,10 @@ pub struct RollbackArgs {
     /// How long the lock on the target is held at most.
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
     pub lease_ttl: Duration,
+    /// Hybrid mode: a data plane not seen by the control plane for longer than this is
+    /// disconnected: named in the report, not waited for.
+    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_duration)]
+    pub dp_timeout: Duration,
 }
 
 /// `history` arguments.

@@ -1,6 +1,7 @@
-//! Rendering: text for people, JSON for programs, progress only on a terminal.
+//! Rendering: text for people, JSON for programs; progress on stderr in text mode only (bars
+//! on a terminal, plain lines otherwise).
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -25,9 +26,10 @@ impl Printer {
         Printer { format, quiet }
     }
 
-    /// Whether progress may be drawn: text output, not quiet, stderr is a terminal.
+    /// Whether progress is reported on stderr: text output and not quiet. How it is drawn
+    /// (bars on a terminal, plain lines otherwise) is `CliProgress`'s choice.
     pub fn progress_enabled(&self) -> bool {
-        self.format == OutputFormat::Text && !self.quiet && io::stderr().is_terminal()
+        self.format == OutputFormat::Text && !self.quiet
     }
 
     /// Prints a result on stdout. A closed pipe (`| head`) is not an error.
@@ -68,4 +70,18 @@ fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
 /// `-` for an absent value in text output.
 pub fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_reported_in_text_mode_even_without_a_terminal() {
+        // Without a terminal, progress comes as plain lines (CliProgress::Lines); only
+        // --quiet and --output json silence it.
+        assert!(Printer::new(OutputFormat::Text, false).progress_enabled());
+        assert!(!Printer::new(OutputFormat::Text, true).progress_enabled());
+        assert!(!Printer::new(OutputFormat::Json, false).progress_enabled());
+    }
 }

@@ -189,16 +189,33 @@ async fn upstream_status(
         }
     };
     let (targets, health) = futures::try_join!(targets, health)?;
+    // The first health entry with the target's id (or, when either has no id, its address),
+    // found through indexes: a linear search per target is quadratic in large upstreams.
+    let entries = health.as_ref().map_or(&[][..], |h| h.data.as_slice());
+    let mut by_id = std::collections::HashMap::new();
+    let mut by_address = std::collections::HashMap::new();
+    let mut by_address_no_id = std::collections::HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(id) = e.target.id.as_deref() {
+            by_id.entry(id).or_insert(i);
+        } else {
+            by_address_no_id
+                .entry(e.target.target.as_str())
+                .or_insert(i);
+        }
+        by_address.entry(e.target.target.as_str()).or_insert(i);
+    }
     let health_of = |id: Option<&str>, address: &str| {
-        health.as_ref().and_then(|h| {
-            h.data
-                .iter()
-                .find(|t| match (id, t.target.id.as_deref()) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => t.target.target == address,
-                })
-                .and_then(|t| t.health.clone())
-        })
+        let found = match id {
+            Some(id) => by_id
+                .get(id)
+                .into_iter()
+                .chain(by_address_no_id.get(address))
+                .min()
+                .copied(),
+            None => by_address.get(address).copied(),
+        };
+        found.and_then(|i| entries[i].health.clone())
     };
     let targets = targets
         .iter()

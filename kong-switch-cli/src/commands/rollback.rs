@@ -25,7 +25,9 @@ pub async fn run(
         printer.progress_enabled(),
         io::stderr().is_terminal(),
     ));
-    let engine = Engine::new(client, log).with_progress(SharedProgress(Arc::clone(&progress)));
+    let engine = Engine::new(client, log)
+        .with_progress(SharedProgress(Arc::clone(&progress)))
+        .with_data_plane_timeout(args.dp_timeout);
     let actor = state::actor(args.actor.as_deref());
     let report = engine.rollback(&args.target, &actor, args.lease_ttl).await;
     progress.finish();

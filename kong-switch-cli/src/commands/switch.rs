@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::switch::{
-    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, HeaderMatch, LatencyBound,
-    OnFailure, Outcome, Probe, Schedule, Sides, StepStatus, Strategy, SwitchReport, SwitchRequest,
-    SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions,
+    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, HeaderMatch, HybridReport,
+    LatencyBound, OnFailure, Outcome, Probe, Schedule, Sides, StepStatus, Strategy, SwitchReport,
+    SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ pub async fn switch(
         StrategyArg::Weights => Strategy::Weights(weights_options(&args.weights)?),
     };
     let req = request(global, target, strategy, args.to.clone(), &args.run)?;
-    run(global, client, printer, req).await
+    run(global, client, printer, req, args.run.cluster.dp_timeout).await
 }
 
 /// Runs `shift`: a `weights` switch.
@@ -52,7 +52,7 @@ pub async fn shift(
     let target = SwitchTarget::parse(&args.service)?;
     let strategy = Strategy::Weights(weights_options(&args.weights)?);
     let req = request(global, target, strategy, args.to.clone(), &args.run)?;
-    run(global, client, printer, req).await
+    run(global, client, printer, req, args.run.cluster.dp_timeout).await
 }
 
 async fn run(
@@ -60,6 +60,7 @@ async fn run(
     client: KongClient,
     printer: &Printer,
     req: SwitchRequest,
+    dp_timeout: std::time::Duration,
 ) -> Result<Exit, CliError> {
     req.validate()?;
     let log = state::open_log(global)?;
@@ -71,7 +72,8 @@ async fn run(
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
     let engine = Engine::new(client, log)
         .with_progress(SharedProgress(Arc::clone(&progress)))
-        .with_cancellation(cancel);
+        .with_cancellation(cancel)
+        .with_data_plane_timeout(dp_timeout);
     let outcome = match &req.target {
         SwitchTarget::Tagged(_) => {
             let report = engine.switch_batch(&req).await;
@@ -259,6 +261,30 @@ impl Render for BatchReport {
     }
 }
 
+fn render_hybrid(h: &HybridReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "  data planes: {} (config hash {}, push window {} ms){}",
+        match h.live_after_ms {
+            Some(ms) => format!("live after {ms} ms"),
+            None => "NOT live".to_owned(),
+        },
+        h.config_hash.as_deref().unwrap_or("-"),
+        h.db_update_frequency_ms,
+        h.mixed_traffic_ms
+            .filter(|ms| *ms > 0)
+            .map(|ms| format!("; mixed traffic for up to {ms} ms"))
+            .unwrap_or_default()
+    )?;
+    for name in &h.disconnected {
+        writeln!(out, "  {name}: disconnected, not waited for")?;
+    }
+    for check in &h.status_checks {
+        writeln!(out, "  status API {check}")?;
+    }
+    Ok(())
+}
+
 fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
     let side = |s: &Option<kong_switch_core::switch::Side>| {
         s.as_ref()
@@ -331,6 +357,9 @@ fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
             n.detail,
             or_dash(n.converged_after_ms)
         )?;
+    }
+    if let Some(h) = &r.hybrid {
+        render_hybrid(h, out)?;
     }
     if let Some(v) = &r.verification {
         writeln!(

@@ -19,11 +19,12 @@ use crate::state::{
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
 use super::error::{Error, Result, exit_code};
 use super::gates::{self, GateOutcome};
+use super::hybrid::{self, Settle, Watch};
 use super::plan::{Check, Plan, RestoreItem, restore_items};
 use super::progress::{NoProgress, Progress, ProgressEvent};
 use super::report::{
-    BatchReport, ConvergenceMethod, Durations, NodeConvergence, Outcome, ReadStats, Recovery,
-    RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
+    BatchReport, ConvergenceMethod, Durations, HybridReport, NodeConvergence, Outcome, ReadStats,
+    Recovery, RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 use super::request::{
     OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyConfig,
@@ -71,6 +72,7 @@ pub struct Engine<L> {
     http: reqwest::Client,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
+    disconnected_after: Duration,
 }
 
 impl<L> std::fmt::Debug for Engine<L> {
@@ -84,6 +86,7 @@ impl<L> std::fmt::Debug for Engine<L> {
 /// The outcome of converging and verifying.
 struct Verified {
     nodes: Vec<NodeConvergence>,
+    hybrid: Option<HybridReport>,
     verification: Option<VerificationReport>,
     cancelled: bool,
     failure: Option<String>,
@@ -202,7 +205,27 @@ impl<L: StateLog> Engine<L> {
             http: reqwest::Client::new(),
             progress: Arc::new(NoProgress),
             cancel: CancellationToken::new(),
+            disconnected_after: hybrid::DEFAULT_DISCONNECTED_AFTER,
         }
+    }
+
+    /// Hybrid mode: a data plane whose `last_seen` is older than this is disconnected, named in
+    /// the report and not waited for. Default 45 s (Kong's 1.5 × the 30 s ping).
+    #[must_use]
+    pub fn with_data_plane_timeout(mut self, timeout: Duration) -> Self {
+        self.disconnected_after = timeout;
+        self
+    }
+
+    /// Hybrid mode: records the data planes before the first write (`None` otherwise).
+    async fn hybrid_watch(&self, node: &Node) -> Result<Option<Watch>> {
+        if node.mode != Mode::HybridControlPlane {
+            return Ok(None);
+        }
+        self.progress.event(ProgressEvent::Reading {
+            what: "the control plane's data planes".into(),
+        });
+        Ok(Some(Watch::start(&self.client).await?))
     }
 
     /// Reports progress to `progress` (progress bars).
@@ -243,6 +266,7 @@ impl<L: StateLog> Engine<L> {
             http: &self.http,
             progress: self.progress.as_ref(),
             req,
+            destinations: Default::default(),
         }
     }
 
@@ -405,6 +429,8 @@ impl<L: StateLog> Engine<L> {
             return Ok(report);
         }
 
+        let watch = self.hybrid_watch(&prepared.node).await?;
+
         // Intend.
         let intent = Intent {
             strategy: plan.strategy.as_str().to_owned(),
@@ -420,6 +446,7 @@ impl<L: StateLog> Engine<L> {
         // Apply.
         let apply_started = Instant::now();
         let applied = self.apply_logged(plan, &base).await;
+        let written_at = Instant::now();
         report.durations.apply_ms = ms(apply_started.elapsed());
         report.writes = applied.writes.clone();
         report.steps = applied.steps.clone();
@@ -433,10 +460,15 @@ impl<L: StateLog> Engine<L> {
         // Verify.
         let verify_started = Instant::now();
         let verified = self
-            .converge_and_verify(req, std::slice::from_ref(&prepared))
+            .converge_and_verify(
+                req,
+                std::slice::from_ref(&prepared),
+                watch.map(|w| (w, written_at)),
+            )
             .await;
         report.durations.verify_ms = ms(verify_started.elapsed());
         report.nodes = verified.nodes;
+        report.hybrid = verified.hybrid;
         report.verification = verified.verification;
         let failure = if verified.cancelled {
             Some(Stopped {
@@ -480,7 +512,7 @@ impl<L: StateLog> Engine<L> {
                 self.record_completed(&base, plan).await?;
                 report.outcome = Outcome::Completed;
                 report.message = format!(
-                    "{key} switched from {} to {} ({} write(s){})",
+                    "{key} switched from {} to {} ({} write(s){}){}",
                     plan.from.name,
                     plan.to.name,
                     report.writes.len(),
@@ -488,7 +520,8 @@ impl<L: StateLog> Engine<L> {
                         ", verified"
                     } else {
                         ""
-                    }
+                    },
+                    report.hybrid.as_ref().map(live_message).unwrap_or_default()
                 );
             }
         }
@@ -647,10 +680,16 @@ impl<L: StateLog> Engine<L> {
     }
 
     /// Waits until every node serves the new side, then verifies through the proxy.
-    async fn converge_and_verify(&self, req: &SwitchRequest, prepared: &[Prepared]) -> Verified {
+    async fn converge_and_verify(
+        &self,
+        req: &SwitchRequest,
+        prepared: &[Prepared],
+        watch: Option<(Watch, Instant)>,
+    ) -> Verified {
         let Some(first) = prepared.first() else {
             return Verified {
                 nodes: Vec::new(),
+                hybrid: None,
                 verification: None,
                 cancelled: false,
                 failure: None,
@@ -660,6 +699,28 @@ impl<L: StateLog> Engine<L> {
         let router = prepared.iter().any(|p| {
             p.plan.strategy != StrategyKind::Weights && !p.plan.declarative && !p.plan.is_noop()
         });
+        // Hybrid mode: every connected data plane must report the new config hash first.
+        let mut hybrid_report = None;
+        let mut hybrid_failure = None;
+        let hybrid_nodes = match watch {
+            Some((watch, written_at)) => {
+                let settled = self.settle_hybrid(req, node, watch, written_at).await;
+                if settled.cancelled {
+                    return Verified {
+                        nodes: settled.nodes,
+                        hybrid: Some(settled.report),
+                        verification: None,
+                        cancelled: true,
+                        failure: None,
+                    };
+                }
+                hybrid_report = Some(settled.report);
+                hybrid_failure = settled.failure;
+                Some(settled.nodes)
+            }
+            None => None,
+        };
+        let hybrid_mode = hybrid_nodes.is_some();
         let primary_delay = primary_delay(node, router);
         let extra_nodes: Vec<(String, Option<Arc<Node>>)> = join_all(
             req.nodes
@@ -694,13 +755,14 @@ impl<L: StateLog> Engine<L> {
         let primary = async {
             match verify.and_then(|v| v.expect_header.as_ref().map(|h| (v, h))) {
                 Some((v, header)) => {
-                    self.await_proxy("primary", &v.url, header, v, timeout)
-                        .await
+                    let label = if hybrid_mode { "proxy" } else { "primary" };
+                    Some(self.await_proxy(label, &v.url, header, v, timeout).await)
                 }
-                None => {
+                None if hybrid_mode => None,
+                None => Some(
                     self.await_delay("primary", primary_delay, node_detail(node, router))
-                        .await
-                }
+                        .await,
+                ),
             }
         };
         let others = join_all(req.nodes.iter().zip(&extra_nodes).map(|(n, (_, info))| {
@@ -725,27 +787,32 @@ impl<L: StateLog> Engine<L> {
             }
         }));
         let (primary, others) = futures::join!(primary, others);
-        let mut nodes = vec![primary];
+        let mut nodes = hybrid_nodes.unwrap_or_default();
+        nodes.extend(primary);
         nodes.extend(others);
         let cancelled = self.cancel.is_cancelled();
         if cancelled {
             return Verified {
                 nodes,
+                hybrid: hybrid_report,
                 verification: None,
                 cancelled,
                 failure: None,
             };
         }
-        let mut failure = nodes
-            .iter()
-            .find(|n| !n.converged)
-            .map(|n| format!("node {} did not serve the new side: {}", n.node, n.detail));
+        let mut failure = hybrid_failure.or_else(|| {
+            nodes
+                .iter()
+                .find(|n| !n.converged)
+                .map(|n| format!("node {} did not serve the new side: {}", n.node, n.detail))
+        });
         let mut verification = None;
         if let Some(v) = verify {
             match verify::measure(&self.http, v, &self.cancel, self.progress.as_ref()).await {
                 None => {
                     return Verified {
                         nodes,
+                        hybrid: hybrid_report,
                         verification: None,
                         cancelled: true,
                         failure: None,
@@ -769,10 +836,39 @@ impl<L: StateLog> Engine<L> {
         }
         Verified {
             nodes,
+            hybrid: hybrid_report,
             verification,
             cancelled: false,
             failure,
         }
+    }
+
+    /// Hybrid mode: waits until every connected data plane reports what was written at
+    /// `written_at` (see `hybrid`).
+    async fn settle_hybrid(
+        &self,
+        req: &SwitchRequest,
+        node: &Node,
+        watch: Watch,
+        written_at: Instant,
+    ) -> hybrid::Settled {
+        let timeout = req
+            .verify
+            .as_ref()
+            .and_then(|v| v.convergence_timeout)
+            .unwrap_or_else(|| hybrid::default_timeout(node, self.disconnected_after));
+        watch
+            .settle(Settle {
+                node,
+                written_at,
+                disconnected_after: self.disconnected_after,
+                timeout,
+                status_urls: &req.gates.data_planes,
+                http: &self.http,
+                cancel: &self.cancel,
+                progress: self.progress.as_ref(),
+            })
+            .await
     }
 
     async fn await_proxy(
@@ -1152,6 +1248,8 @@ impl<L: StateLog> Engine<L> {
             )));
         };
         let items: Vec<RestoreItem> = plans.iter().flat_map(|p| restore_items(&p.steps)).collect();
+        let node = self.client.node().await?;
+        let watch = self.hybrid_watch(&node).await?;
         let writes = match apply::restore(&self.client, &items, self.progress.as_ref()).await {
             Ok(w) => w,
             Err(RestoreFailed {
@@ -1164,14 +1262,32 @@ impl<L: StateLog> Engine<L> {
                 });
             }
         };
+        let written_at = Instant::now();
         let strategy = first.strategy;
-        let nodes = if writes.is_empty() {
-            Vec::new()
-        } else {
-            vec![
+        let mut hybrid_report = None;
+        let nodes = match watch {
+            _ if writes.is_empty() => Vec::new(),
+            // Hybrid mode: wait for the data planes as a switch does.
+            Some(watch) => {
+                let settled = watch
+                    .settle(Settle {
+                        node: &node,
+                        written_at,
+                        disconnected_after: self.disconnected_after,
+                        timeout: hybrid::default_timeout(&node, self.disconnected_after),
+                        status_urls: &[],
+                        http: &self.http,
+                        cancel: &self.cancel,
+                        progress: self.progress.as_ref(),
+                    })
+                    .await;
+                hybrid_report = Some(settled.report);
+                settled.nodes
+            }
+            None => vec![
                 self.await_primary(strategy != StrategyKind::Weights)
                     .await?,
-            ]
+            ],
         };
         let run_id = Uuid::new_v4();
         let reason = format!(
@@ -1223,9 +1339,10 @@ impl<L: StateLog> Engine<L> {
                 )
             } else {
                 format!(
-                    "{target} rolled back to {} ({} write(s))",
+                    "{target} rolled back to {} ({} write(s)){}",
                     first.from.name,
-                    writes.len()
+                    writes.len(),
+                    hybrid_report.as_ref().map(live_message).unwrap_or_default()
                 )
             },
             gates: Vec::new(),
@@ -1241,6 +1358,7 @@ impl<L: StateLog> Engine<L> {
             }),
             verification: None,
             nodes,
+            hybrid: hybrid_report,
             reads: ReadStats::default(),
             recovered: None,
             run_id: Some(run_id),
@@ -1297,22 +1415,22 @@ impl<L: StateLog> Engine<L> {
         }
         reads.round(1);
         let params = ListParams::default().with_tags(TagFilter::All(tags.to_vec()));
-        // Keep only the keys: the full bodies are not needed past this point.
-        let services: Vec<String> = self
+        // The listed bodies are what a per-service read would return: plan from them.
+        let services: Vec<(String, crate::model::Service)> = self
             .client
             .services()
             .list_all(&params)
             .await?
             .into_iter()
-            .map(|s| s.name.or(s.id).unwrap_or_default())
+            .map(|s| (s.name.clone().or(s.id.clone()).unwrap_or_default(), s))
             .collect();
         let reader = self.reader(req);
         let parallelism = req.parallelism.max(1);
         let prepared: Vec<(String, Result<Prepared>)> = futures::stream::iter(services)
-            .map(|svc| {
+            .map(|(svc, body)| {
                 let reader = &reader;
                 async move {
-                    let r = reader.prepare(&NameOrId::from(svc.as_str()), &svc).await;
+                    let r = reader.prepare_listed(body, &svc).await;
                     self.progress.event(ProgressEvent::Service {
                         name: svc.clone(),
                         state: "planned".into(),
@@ -1482,7 +1600,7 @@ impl<L: StateLog> Engine<L> {
             .iter()
             .find_map(|(i, a)| a.stopped.clone().map(|s| (*i, s)));
         let verified = if failure.is_none() {
-            let v = self.converge_and_verify(req, &ready).await;
+            let v = self.converge_and_verify(req, &ready, None).await;
             if v.cancelled {
                 Some(Stopped {
                     step: 0,
@@ -1660,6 +1778,25 @@ fn node_detail_extra(node: &Node, router: bool) -> String {
     }
 }
 
+/// `, live on 2 data plane(s) after 6.1 s (dp x disconnected, not waited for)`.
+fn live_message(h: &HybridReport) -> String {
+    let connected = h.data_planes.iter().filter(|d| d.connected).count();
+    let mut text = match h.live_after_ms {
+        Some(after) => format!(
+            ", live on {connected} data plane(s) after {:.1} s",
+            Duration::from_millis(after).as_secs_f64()
+        ),
+        None => format!(", not live on every data plane ({connected} connected)"),
+    };
+    if !h.disconnected.is_empty() {
+        text.push_str(&format!(
+            "; disconnected, not waited for: {}",
+            h.disconnected.join(", ")
+        ));
+    }
+    text
+}
+
 fn noop_message(plan: &Plan) -> String {
     format!(
         "{} already routes to {} ({}); nothing to do, no Kong write",
@@ -1695,6 +1832,7 @@ fn base_report(key: &str, prepared: &Prepared) -> SwitchReport {
         rollback: None,
         verification: None,
         nodes: Vec::new(),
+        hybrid: None,
         reads: prepared.reads,
         recovered: None,
         run_id: None,

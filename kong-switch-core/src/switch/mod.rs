@@ -23,6 +23,7 @@ mod apply;
 mod engine;
 mod error;
 pub mod gates;
+mod hybrid;
 mod plan;
 mod progress;
 mod report;
@@ -33,11 +34,13 @@ pub mod verify;
 pub use engine::{ComparedValue, Drift, DriftState, Engine, KongState};
 pub use error::{Error, Result, exit_code};
 pub use gates::GateOutcome;
+pub use hybrid::{DEFAULT_DISCONNECTED_AFTER, PROXY_LAG_ALLOWANCE};
 pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use report::{
-    BatchReport, ConvergenceMethod, Durations, NodeConvergence, Outcome, ReadStats, Recovery,
-    RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
+    BatchReport, ConvergenceMethod, DataPlaneReport, Durations, HybridReport, NodeConvergence,
+    Outcome, ReadStats, Recovery, RestoredTo, RollbackCause, RollbackReport, StepReport,
+    StepStatus, SwitchReport,
 };
 pub use request::{
     DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe,

@@ -140,6 +140,8 @@ pub enum ConvergenceMethod {
     Waited,
     /// Nothing to wait for (e.g. target weights on the written node apply at once).
     Immediate,
+    /// Hybrid mode: the data plane reported the new config hash to the control plane.
+    ConfigHash,
 }
 
 /// Whether one node serves the new side.
@@ -156,6 +158,60 @@ pub struct NodeConvergence {
     pub converged_after_ms: Option<u64>,
     /// Details, e.g. `waited db_update_frequency 5 s + router 5 s`.
     pub detail: String,
+}
+
+/// Hybrid mode: how the data planes took the change (kong-admin-api.md §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HybridReport {
+    /// The control plane's push window (`db_update_frequency`).
+    pub db_update_frequency_ms: u64,
+    /// Whether every connected data plane serves the change.
+    pub live: bool,
+    /// From the last write until the switch was found live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_after_ms: Option<u64>,
+    /// The config hash every connected data plane reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// The longest time a data plane spent on an intermediate configuration (several writes
+    /// reaching it in different pushes, e.g. green raised before blue was lowered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixed_traffic_ms: Option<u64>,
+    /// Data planes not seen for longer than the disconnect timeout: named, not waited for.
+    pub disconnected: Vec<String>,
+    /// Every data plane the control plane lists.
+    pub data_planes: Vec<DataPlaneReport>,
+    /// The Status APIs checked against the common hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status_checks: Vec<String>,
+}
+
+/// One data plane in a [`HybridReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPlaneReport {
+    /// Its id on the control plane.
+    pub id: String,
+    /// Its hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Whether its `last_seen` is recent enough.
+    pub connected: bool,
+    /// Its config hash before the first write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash_before: Option<String>,
+    /// Its config hash now.
+    pub config_hash: String,
+    /// Its `last_seen` (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+    /// Whether it reports the new configuration.
+    pub converged: bool,
+    /// When its row first showed the final hash, from the last write (0 when it already did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged_after_ms: Option<u64>,
+    /// From its first new hash to its final hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixed_traffic_ms: Option<u64>,
 }
 
 /// Admin API reads of a run.
@@ -242,6 +298,9 @@ pub struct SwitchReport {
     pub verification: Option<VerificationReport>,
     /// Per node: whether it serves the new side.
     pub nodes: Vec<NodeConvergence>,
+    /// Hybrid mode: the data planes' convergence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridReport>,
     /// Admin API reads.
     pub reads: ReadStats,
     /// A previous run's dangling intent this run resolved first.

@@ -1,5 +1,6 @@
 //! Reading Kong concurrently, finding the sides, gating, and planning one service.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -43,7 +44,23 @@ pub(crate) struct Reader<'a> {
     pub http: &'a reqwest::Client,
     pub progress: &'a dyn Progress,
     pub req: &'a SwitchRequest,
+    /// Destinations already read by this reader (a batch reads a shared one once).
+    pub destinations: DestinationCache,
 }
+
+/// A destination upstream as read for the upstream strategy: the upstream, its targets and
+/// its health views.
+struct Destination {
+    upstream: Option<Upstream>,
+    targets: Option<Vec<Target>>,
+    views: Vec<HealthView>,
+}
+
+/// Destinations by upstream name, each read at most once per [`Reader`].
+#[derive(Default)]
+pub(crate) struct DestinationCache(
+    std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Destination>>>>>,
+);
 
 impl Sides {
     /// The color of an entity: by name suffix, else by color tag, else `None`.
@@ -194,6 +211,19 @@ impl Reader<'_> {
         upstream: &str,
         reads: &mut ReadStats,
     ) -> Vec<HealthView> {
+        reads.round(self.health_reads(node));
+        self.fetch_health_views(node, upstream).await
+    }
+
+    /// Requests [`Reader::fetch_health_views`] issues at once.
+    fn health_reads(&self, node: &Node) -> u32 {
+        u32::from(node.has_health_view())
+            + u32::try_from(self.req.gates.data_planes.len() + self.req.nodes.len())
+                .unwrap_or(u32::MAX)
+    }
+
+    /// The health views of `upstream`, read concurrently.
+    async fn fetch_health_views(&self, node: &Node, upstream: &str) -> Vec<HealthView> {
         let key = NameOrId::from(upstream);
         let primary = async {
             if node.has_health_view() {
@@ -208,7 +238,11 @@ impl Reader<'_> {
         };
         let dps = join_all(self.req.gates.data_planes.iter().map(|dp| async move {
             HealthView {
-                label: format!("dp {}", dp.host_str().unwrap_or("?")),
+                label: format!(
+                    "dp {}:{}",
+                    dp.host_str().unwrap_or("?"),
+                    dp.port_or_known_default().unwrap_or_default()
+                ),
                 health: data_plane_health(self.http, dp, upstream).await,
             }
         }));
@@ -226,16 +260,12 @@ impl Reader<'_> {
                 }
             }
         }));
-        let issued = u32::from(node.has_health_view())
-            + u32::try_from(self.req.gates.data_planes.len() + self.req.nodes.len())
-                .unwrap_or(u32::MAX);
-        reads.round(issued);
         let (primary, dps, extra) = futures::join!(primary, dps, extra);
         let mut views: Vec<HealthView> = primary.into_iter().collect();
         if !node.has_health_view() && dps.is_empty() {
             views.push(HealthView {
                 label: String::new(),
-                health: Err("the hybrid control plane has no health view; give the data planes' Status API URLs".into()),
+                health: Err("the hybrid control plane has no health view (its /upstreams/{u}/health lists bare targets); give each data plane's Status API URL (--dp-status), or accept unknown health".into()),
             });
         }
         views.extend(dps);
@@ -257,6 +287,63 @@ impl Reader<'_> {
                 Err(why) => gates::health_unavailable(&v.label, why, g.allow_unknown_health),
             })
             .collect()
+    }
+
+    /// The destination upstream, its targets and its health views, all read at once, and
+    /// once per reader: the services of a batch sharing a destination read it once.
+    async fn destination(
+        &self,
+        node: &Node,
+        dest: &str,
+        reads: &mut ReadStats,
+    ) -> Result<Arc<Destination>> {
+        let cell = Arc::clone(
+            self.destinations
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(dest.to_owned())
+                .or_default(),
+        );
+        let mut fetched = false;
+        let found = cell
+            .get_or_try_init(|| {
+                fetched = true;
+                async {
+                    let key = NameOrId::from(dest);
+                    let (found, views) = futures::join!(
+                        async {
+                            futures::try_join!(self.upstream_opt(&key), self.targets_opt(&key))
+                        },
+                        self.fetch_health_views(node, dest),
+                    );
+                    let (upstream, targets) = found?;
+                    Ok::<_, Error>(Arc::new(Destination {
+                        upstream,
+                        targets,
+                        views,
+                    }))
+                }
+            })
+            .await?;
+        if fetched {
+            reads.round(2 + self.health_reads(node));
+        }
+        Ok(Arc::clone(found))
+    }
+
+    /// Plans one service whose body was already read (a batch lists its services by tag):
+    /// no second read of the service for the upstream strategy.
+    pub(crate) async fn prepare_listed(&self, service: Service, target: &str) -> Result<Prepared> {
+        if self.req.strategy.kind() != StrategyKind::Upstream {
+            return self.prepare(&NameOrId::from(target), target).await;
+        }
+        let mut reads = ReadStats::default();
+        if self.client.cached_node().is_none() {
+            reads.round(1);
+        }
+        let node = self.node().await?;
+        self.prepare_upstream(node, service, target, reads).await
     }
 
     /// Reads one service and plans its switch.
@@ -410,26 +497,20 @@ impl Reader<'_> {
         }
 
         self.reading(format!("upstream {dest}, its targets and health"));
-        let key = NameOrId::from(dest.as_str());
-        reads.round(2);
-        let (upstream, targets) =
-            futures::try_join!(self.upstream_opt(&key), self.targets_opt(&key),)?;
+        let found = self.destination(&node, &dest, &mut reads).await?;
+        let upstream = found.upstream.as_ref();
         let doc = self.declarative(&node, &mut reads).await?;
-        let to = side_of(
-            &dest,
-            upstream.as_ref().and_then(|u| u.tags.as_deref()),
-            sides,
-        );
+        let to = side_of(&dest, upstream.and_then(|u| u.tags.as_deref()), sides);
         let mut plan = Plan::noop(StrategyKind::Upstream, target, from);
         plan.to = to;
         plan.stages = vec![plan::single_stage()];
         let mut gate_list = vec![gates::exists(
             "upstream",
-            upstream.as_ref().map(|u| u.name.as_str()),
+            upstream.map(|u| u.name.as_str()),
             &dest,
         )];
         if upstream.is_some() {
-            let targets = targets.unwrap_or_default();
+            let targets = found.targets.as_deref().unwrap_or_default();
             let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
             gate_list.push(gates::min_targets(
                 weighted.len(),
@@ -438,8 +519,7 @@ impl Reader<'_> {
                 "targets with weight > 0",
             ));
             let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
-            let views = self.health_views(&node, &dest, &mut reads).await;
-            gate_list.extend(self.health_gates(&views, &keys));
+            gate_list.extend(self.health_gates(&found.views, &keys));
         }
         let changes = plan::upstream_changes(&service, &dest);
         self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kong_switch_tests::backend::Backend;
-use kong_switch_tests::standin::{Profile, StandIn};
+use kong_switch_tests::standin::{HybridKnobs, Profile, StandIn};
 
 /// A stand-in for Kong Gateway's Admin API and proxy, for end-to-end tests.
 #[derive(Debug, Parser)]
@@ -37,6 +37,25 @@ struct Args {
     /// Number of nodes sharing one configuration store.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Hybrid mode: node 1 becomes a control plane (Admin API only) pushing to this many data
+    /// planes (proxy at --proxy-listen, Status API at --status-listen, + 100 per data plane).
+    #[arg(long, default_value_t = 0)]
+    data_planes: usize,
+    /// Status API address of data plane 1 (hybrid mode).
+    #[arg(long, default_value = "127.0.0.1:8100")]
+    status_listen: SocketAddr,
+    /// Hybrid: delay of a push after a write on a quiet control plane (Kong: ~0.1s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    push_delay: Option<Duration>,
+    /// Hybrid: delay until the control plane lists a data plane's new hash (Kong: ~0.8s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    report_lag: Option<Duration>,
+    /// Hybrid: data-plane ping interval (Kong: 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ping_interval: Option<Duration>,
+    /// Hybrid: lag of a data plane's proxy behind its hash (Kong 3.x: ~0.7s, 2.8: 0).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    proxy_lag: Option<Duration>,
     /// Serve the control endpoint here (GET /log, GET /writes, DELETE /log, GET|POST|DELETE
     /// /faults, DELETE /faults/{id}).
     #[arg(long)]
@@ -79,6 +98,17 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(d) = args.db_update_frequency {
         builder = builder.db_update_frequency(d);
     }
+    if args.data_planes > 0 {
+        let mut hybrid = HybridKnobs::kong(args.profile.version());
+        hybrid.push_delay = args.push_delay.unwrap_or(hybrid.push_delay);
+        hybrid.report_lag = args.report_lag.unwrap_or(hybrid.report_lag);
+        hybrid.ping_interval = args.ping_interval.unwrap_or(hybrid.ping_interval);
+        hybrid.proxy_lag = args.proxy_lag.unwrap_or(hybrid.proxy_lag);
+        builder = builder
+            .data_planes(args.data_planes)
+            .status_listen(args.status_listen)
+            .hybrid_knobs(hybrid);
+    }
     if let Some(path) = &args.seed {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -107,7 +137,19 @@ async fn run(args: Args) -> Result<(), String> {
         knobs.router_delay,
         knobs.db_update_frequency
     );
-    for node in kong.nodes() {
+    if kong.is_hybrid() {
+        println!("control plane admin {}", kong.admin_url());
+        for dp in kong.data_planes() {
+            println!(
+                "data plane {} proxy {} status {} id {}",
+                dp.index() + 1,
+                dp.proxy_url(),
+                dp.status_url(),
+                dp.id()
+            );
+        }
+    }
+    for node in kong.nodes().iter().filter(|_| !kong.is_hybrid()) {
         println!(
             "node {} admin {} proxy {} node_id {}",
             node.index() + 1,

@@ -339,6 +339,27 @@ impl AdminRequest<'_> {
         match seg.as_slice() {
             [] if get => ok(StatusCode::OK, &self.root_info()),
             ["status"] if get => ok(StatusCode::OK, &self.status()),
+            ["clustering", "data-planes"] if get && self.node.shared.is_control_plane() => {
+                let cluster = self
+                    .node
+                    .shared
+                    .hybrid
+                    .as_ref()
+                    .ok_or_else(ApiError::not_found)?;
+                ok(StatusCode::OK, &cluster.data_planes_body())
+            }
+            ["clustering", "status"] if get && self.node.shared.is_control_plane() => {
+                let cluster = self
+                    .node
+                    .shared
+                    .hybrid
+                    .as_ref()
+                    .ok_or_else(ApiError::not_found)?;
+                let mut resp = h::json(StatusCode::OK, &cluster.status_body());
+                resp.headers_mut()
+                    .insert("deprecation", http::HeaderValue::from_static("true"));
+                Ok(resp)
+            }
             ["config"] if get => declarative::get_config(self.node, &self.query),
             ["config"] if *m == Method::POST => {
                 declarative::post_config(self.node, &self.query, &self.input)
@@ -458,6 +479,13 @@ impl AdminRequest<'_> {
             "kic": false,
             "upstream_keepalive_pool_size": if v3 { 512 } else { 60 },
         });
+        if let Some(cluster) = &shared.hybrid {
+            configuration["role"] = json!("control_plane");
+            configuration["proxy_listen"] = json!(["off"]);
+            configuration["cluster_listen"] = json!([cluster.cluster_listen()]);
+            configuration["cluster_mtls"] = json!("shared");
+            configuration["cluster_data_plane_purge_delay"] = json!(1_209_600);
+        }
         if v3 {
             configuration["router_flavor"] = json!("traditional_compatible");
             configuration["dedicated_config_processing"] = json!(true);
@@ -952,6 +980,10 @@ impl AdminRequest<'_> {
         address: Option<&str>,
         healthy: bool,
     ) -> Reply {
+        // 3.x registers no health-mark routes on a control plane (kong-admin-api.md §10).
+        if self.node.shared.is_control_plane() && self.version() == KongVersion::V3 {
+            return Err(ApiError::not_found());
+        }
         let expected = match self.version() {
             KongVersion::V28 => Method::POST,
             KongVersion::V3 => Method::PUT,

@@ -17,8 +17,9 @@
 //! ```
 //!
 //! Layout: [`store`] is the shared "database"; `node` holds one node's router snapshot,
-//! balancers and health (no server in it, so a hybrid data plane can later be a node without an
-//! Admin API); `admin` and `proxy` are the two servers of a node.
+//! balancers and health (no server in it); `admin` and `proxy` are the two servers of a node.
+//! `hybrid` adds hybrid mode ([`StandInBuilder::data_planes`]): node 0 is a control plane and
+//! each data plane is a DB-less node over its own store, with a proxy and a Status API.
 
 mod admin;
 mod control;
@@ -27,6 +28,7 @@ mod entities;
 mod errors;
 mod faults;
 pub(crate) mod http;
+mod hybrid;
 mod node;
 mod proxy;
 mod router;
@@ -45,6 +47,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, FaultAction, FaultId, Faults, LoggedRequest, PathMatch, RequestLog};
+pub use hybrid::{DataPlaneHandle, HybridKnobs};
 
 use node::Node;
 use store::Store;
@@ -176,6 +179,9 @@ pub enum StartError {
     /// The seed configuration is invalid (Kong's error body as JSON text).
     #[error("invalid seed configuration: {0}")]
     Seed(String),
+    /// The options do not fit together (e.g. data planes with a DB-less profile).
+    #[error("invalid stand-in options: {0}")]
+    Options(String),
 }
 
 #[derive(Debug, Default)]
@@ -194,9 +200,16 @@ pub(crate) struct Shared {
     counters: Vec<NodeCounters>,
     listen: RwLock<Vec<(String, String)>>,
     shutdown: CancellationToken,
+    /// Hybrid mode: set on the control plane's state (its data planes and pusher).
+    pub(crate) hybrid: Option<Arc<hybrid::Cluster>>,
 }
 
 impl Shared {
+    /// Whether this is a hybrid control plane (no proxy, no balancers).
+    pub(crate) fn is_control_plane(&self) -> bool {
+        self.hybrid.is_some()
+    }
+
     fn counters(&self, node: usize) -> &NodeCounters {
         &self.counters[node.min(self.counters.len() - 1)]
     }
@@ -286,6 +299,9 @@ pub struct StandInBuilder {
     nodes: usize,
     admin_listen: Option<SocketAddr>,
     proxy_listen: Option<SocketAddr>,
+    status_listen: Option<SocketAddr>,
+    data_planes: usize,
+    hybrid_knobs: Option<HybridKnobs>,
     seed: Option<Value>,
 }
 
@@ -299,6 +315,9 @@ impl Default for StandInBuilder {
             nodes: 1,
             admin_listen: None,
             proxy_listen: None,
+            status_listen: None,
+            data_planes: 0,
+            hybrid_knobs: None,
             seed: None,
         }
     }
@@ -347,6 +366,29 @@ impl StandInBuilder {
         self
     }
 
+    /// Hybrid mode (kong-admin-api.md §10): node 0 becomes a control plane (Admin API, no
+    /// proxy, `role = control_plane`) and `n` data planes (proxy and Status API, no Admin API)
+    /// receive its pushes. `0` (the default) is traditional mode. Only for [`Profile::V28`] and
+    /// [`Profile::V3`]; implies one control-plane node. The push window is
+    /// `db_update_frequency`; the other timings are [`HybridKnobs`].
+    pub fn data_planes(mut self, n: usize) -> Self {
+        self.data_planes = n;
+        self
+    }
+
+    /// Hybrid-mode timings (default: [`HybridKnobs::kong`] for the profile's version).
+    pub fn hybrid_knobs(mut self, knobs: HybridKnobs) -> Self {
+        self.hybrid_knobs = Some(knobs);
+        self
+    }
+
+    /// Status API address of data plane 0 (default `127.0.0.1:0`). Data plane `i` uses
+    /// port + 100·i; their proxies follow [`StandInBuilder::proxy_listen`] the same way.
+    pub fn status_listen(mut self, addr: SocketAddr) -> Self {
+        self.status_listen = Some(addr);
+        self
+    }
+
     /// Initial configuration in Kong's declarative format (`_format_version`, `services` with
     /// nested `routes`, `upstreams` with nested `targets`), loaded before the servers start.
     pub fn seed(mut self, config: Value) -> Self {
@@ -384,6 +426,39 @@ impl StandInBuilder {
             }
         };
         let shutdown = CancellationToken::new();
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut tasks = Vec::new();
+        let mut data_planes = Vec::new();
+        let cluster = if self.data_planes > 0 {
+            if self.profile.is_dbless() {
+                return Err(StartError::Options(format!(
+                    "data planes need a database profile (2.8 or 3.x), not {}",
+                    self.profile
+                )));
+            }
+            let hybrid_knobs = self
+                .hybrid_knobs
+                .unwrap_or_else(|| HybridKnobs::kong(self.profile.version()));
+            let addrs = hybrid::PlaneAddrs {
+                proxy: self.proxy_listen.unwrap_or(loopback),
+                status: self.status_listen.unwrap_or(loopback),
+            };
+            let (cluster, cluster_tasks) = hybrid::Cluster::start(
+                self.profile,
+                hybrid_knobs,
+                knobs.db_update_frequency,
+                store.clone(),
+                self.data_planes,
+                addrs,
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.extend(cluster_tasks);
+            data_planes = cluster.handles();
+            Some(cluster)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             profile: self.profile,
             knobs,
@@ -394,12 +469,12 @@ impl StandInBuilder {
             counters: (0..self.nodes).map(|_| NodeCounters::default()).collect(),
             listen: RwLock::new(Vec::new()),
             shutdown: shutdown.clone(),
+            hybrid: cluster.clone(),
         });
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut handles = Vec::new();
-        let mut tasks = Vec::new();
         let mut nodes = Vec::new();
-        for i in 0..self.nodes {
+        let node_count = if cluster.is_some() { 1 } else { self.nodes };
+        for i in 0..node_count {
             let admin_addr = offset_port(self.admin_listen.unwrap_or(loopback), i);
             let proxy_addr = offset_port(self.proxy_listen.unwrap_or(loopback), i);
             let admin_listener =
@@ -409,20 +484,35 @@ impl StandInBuilder {
                         addr: admin_addr,
                         source,
                     })?;
-            let proxy_listener =
-                http::bind(proxy_addr)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        addr: proxy_addr,
-                        source,
-                    })?;
+            // A hybrid control plane has no proxy (`proxy_listen = off`); its handle shows data
+            // plane 0's proxy instead.
+            let proxy_listener = match data_planes.first() {
+                Some(_) => None,
+                None => Some(
+                    http::bind(proxy_addr)
+                        .await
+                        .map_err(|source| StartError::Bind {
+                            addr: proxy_addr,
+                            source,
+                        })?,
+                ),
+            };
             let admin_addr = admin_listener.local_addr().unwrap_or(admin_addr);
-            let proxy_addr = proxy_listener.local_addr().unwrap_or(proxy_addr);
+            let proxy_addr = match (&proxy_listener, data_planes.first()) {
+                (Some(listener), _) => listener.local_addr().unwrap_or(proxy_addr),
+                (None, Some(dp)) => dp.proxy_addr(),
+                (None, None) => proxy_addr,
+            };
+            let reported_proxy = if proxy_listener.is_some() {
+                proxy_addr.to_string()
+            } else {
+                "off".to_owned()
+            };
             shared
                 .listen
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((admin_addr.to_string(), proxy_addr.to_string()));
+                .push((admin_addr.to_string(), reported_proxy));
             let node = Arc::new(Node::new(i, Arc::clone(&shared), shutdown.clone()));
             handles.push(NodeHandle {
                 index: i,
@@ -438,13 +528,15 @@ impl StandInBuilder {
                 false,
                 move |req, _peer| admin::handle(Arc::clone(&admin_node), req),
             ));
-            let proxy_node = Arc::clone(&node);
-            tasks.push(http::spawn_server(
-                proxy_listener,
-                shutdown.clone(),
-                false,
-                move |req, peer| proxy::handle(Arc::clone(&proxy_node), req, peer),
-            ));
+            if let Some(proxy_listener) = proxy_listener {
+                let proxy_node = Arc::clone(&node);
+                tasks.push(http::spawn_server(
+                    proxy_listener,
+                    shutdown.clone(),
+                    false,
+                    move |req, peer| proxy::handle(Arc::clone(&proxy_node), req, peer),
+                ));
+            }
             nodes.push(node);
         }
         *shared
@@ -455,6 +547,7 @@ impl StandInBuilder {
         Ok(StandIn {
             shared,
             nodes: handles,
+            data_planes,
             node_refs: nodes,
             shutdown,
             tasks,
@@ -474,6 +567,7 @@ fn offset_port(addr: SocketAddr, i: usize) -> SocketAddr {
 pub struct StandIn {
     shared: Arc<Shared>,
     nodes: Vec<NodeHandle>,
+    data_planes: Vec<DataPlaneHandle>,
     node_refs: Vec<Arc<Node>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -485,6 +579,7 @@ impl fmt::Debug for StandIn {
             .field("profile", &self.shared.profile)
             .field("knobs", &self.shared.knobs)
             .field("nodes", &self.nodes)
+            .field("data_planes", &self.data_planes)
             .finish_non_exhaustive()
     }
 }
@@ -515,9 +610,33 @@ impl StandIn {
         self.nodes[0].admin_url()
     }
 
-    /// Proxy URL of node 0.
+    /// Proxy URL of node 0 (in hybrid mode: of data plane 0, the control plane has none).
     pub fn proxy_url(&self) -> String {
         self.nodes[0].proxy_url()
+    }
+
+    /// Whether this stand-in runs in hybrid mode (a control plane and data planes).
+    pub fn is_hybrid(&self) -> bool {
+        self.shared.hybrid.is_some()
+    }
+
+    /// The data planes (empty unless hybrid).
+    pub fn data_planes(&self) -> &[DataPlaneHandle] {
+        &self.data_planes
+    }
+
+    /// Data plane `i`. Panics if out of range (a test bug).
+    pub fn data_plane(&self, i: usize) -> &DataPlaneHandle {
+        &self.data_planes[i]
+    }
+
+    /// Stops data plane `i` like `kong stop`: its proxy and Status API stop answering, it gets
+    /// no more pushes and sends no more pings, and the control plane keeps listing it with its
+    /// last `config_hash` and a frozen `last_seen`. Does nothing if out of range.
+    pub fn stop_data_plane(&self, i: usize) {
+        if let Some(cluster) = &self.shared.hybrid {
+            cluster.stop(i);
+        }
     }
 
     /// Every node.

@@ -199,6 +199,10 @@ impl Node {
 
     /// Registers balancers for new upstreams and forgets deleted ones.
     pub(crate) fn sync_balancers(&self, config: &Config) {
+        if self.shared.is_control_plane() {
+            // A hybrid control plane has no balancers: health lives on the data planes.
+            return;
+        }
         let delay = if self.eventual() {
             self.shared.knobs.balancer_delay
         } else {

@@ -1,7 +1,9 @@
-//! Helpers shared by the conformance suites. HTTP only, so every suite also runs against a real
-//! Kong (`KONG_ADMIN_URL`).
+//! Helpers shared by the conformance and end-to-end suites (`e2e` holds the latter's). HTTP
+//! only, so every suite also runs against a real Kong (`KONG_ADMIN_URL`).
 
 #![allow(dead_code)]
+
+pub mod e2e;
 
 use std::time::Duration;
 

@@ -1,0 +1,525 @@
+//! Hybrid mode: knowing when a switch written to the control plane is live on every data plane
+//! (kong-admin-api.md §10).
+//!
+//! The control plane has no endpoint for the hash it pushes; each data plane reports its own
+//! `config_hash` and `last_seen` in `GET /clustering/data-planes`. So:
+//!
+//! 1. Before the first write, [`Watch::start`] records every row and starts polling the list,
+//!    noting when each data plane's row first showed each new hash (the timeline gives the
+//!    per-data-plane convergence time and the mixed-traffic window of multi-write switches).
+//! 2. After the last write returns at `T`, [`Watch::settle`] waits at least until
+//!    `T + db_update_frequency + SETTLE_MARGIN` (an earlier hash may belong to a partial push),
+//!    then requires every connected data plane (`last_seen` within the disconnect timeout, Kong's
+//!    45 s by default) to report the same hash, different from its hash before the writes, with
+//!    `last_seen` at or after the first write. Data planes that are (or become) disconnected are
+//!    named, not waited for.
+//! 3. On 3.x a data plane's proxy follows its hash about 0.6–0.8 s later, so each data plane
+//!    counts as live only [`PROXY_LAG_ALLOWANCE`] after its row showed the final hash; when the
+//!    user gave Status API URLs, each one's `/status` `configuration_hash` must be the final hash
+//!    too (a Status API does not say which row it belongs to, so the URLs are checked against the
+//!    common hash rather than mapped to rows).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::admin::{AdminRequest, KongClient, Node};
+
+use super::error::Result;
+use super::progress::{Progress, ProgressEvent};
+use super::report::{ConvergenceMethod, DataPlaneReport, HybridReport, NodeConvergence};
+
+/// Kong treats a data plane as gone when its last ping is older than 1.5 × the 30 s ping.
+pub const DEFAULT_DISCONNECTED_AFTER: Duration = Duration::from_secs(45);
+
+/// How often the control plane's data-plane list is read while watching.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Time after `T + db_update_frequency` for the last push to be applied and reported: a data
+/// plane applies a push within 0.26 s and the control plane lists it 0.1–0.9 s later (§10).
+const SETTLE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// 3.x: how long a data plane's proxy may lag its hash (measured 0.6–0.8 s).
+pub const PROXY_LAG_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// The hash a data plane reports before its first configuration.
+const NO_CONFIG: &str = "00000000000000000000000000000000";
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// One row of `GET /clustering/data-planes` (2.8 and 3.x share these fields).
+#[derive(Debug, Clone, Deserialize)]
+struct Row {
+    id: String,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    config_hash: Option<String>,
+    #[serde(default)]
+    last_seen: Option<u64>,
+}
+
+impl Row {
+    fn hash(&self) -> &str {
+        self.config_hash.as_deref().unwrap_or(NO_CONFIG)
+    }
+
+    fn label(&self) -> String {
+        let short: String = self.id.chars().take(8).collect();
+        match &self.hostname {
+            Some(h) => format!("dp {h} ({short})"),
+            None => format!("dp {short}"),
+        }
+    }
+
+    fn connected(&self, now: u64, timeout: Duration) -> bool {
+        self.last_seen
+            .is_some_and(|seen| now.saturating_sub(seen) <= timeout.as_secs())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Rows {
+    data: Vec<Row>,
+}
+
+async fn read_rows(client: &KongClient) -> Result<Vec<Row>> {
+    let rows: Rows = client
+        .execute(&AdminRequest::get("/clustering/data-planes"))
+        .await?;
+    Ok(rows.data)
+}
+
+/// What the watcher saw of one data plane.
+#[derive(Debug, Clone)]
+struct Seen {
+    row: Row,
+    /// Each hash the row showed, with when it was first seen, in order.
+    changes: Vec<(String, Instant)>,
+}
+
+type Timeline = Arc<Mutex<HashMap<String, Seen>>>;
+
+fn lock(t: &Timeline) -> MutexGuard<'_, HashMap<String, Seen>> {
+    t.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Watches the control plane's data planes from before the first write until the switch is
+/// live (see the module docs).
+pub(crate) struct Watch {
+    baseline: HashMap<String, Row>,
+    baseline_epoch: u64,
+    timeline: Timeline,
+    stop: CancellationToken,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// How [`Watch::settle`] should decide.
+pub(crate) struct Settle<'a> {
+    /// The control plane.
+    pub node: &'a Node,
+    /// When the last write returned.
+    pub written_at: Instant,
+    /// Data planes whose `last_seen` is older than this are disconnected.
+    pub disconnected_after: Duration,
+    /// Give up after this long from `written_at`.
+    pub timeout: Duration,
+    /// Status API base URLs given by the user.
+    pub status_urls: &'a [Url],
+    /// For the Status API reads.
+    pub http: &'a reqwest::Client,
+    /// Cancellation.
+    pub cancel: &'a CancellationToken,
+    /// Progress.
+    pub progress: &'a dyn Progress,
+}
+
+/// What [`Watch::settle`] found.
+pub(crate) struct Settled {
+    /// One entry per connected data plane.
+    pub nodes: Vec<NodeConvergence>,
+    /// The hybrid part of the report.
+    pub report: HybridReport,
+    /// Why it is not live, if it is not.
+    pub failure: Option<String>,
+    /// Whether the wait was cancelled.
+    pub cancelled: bool,
+}
+
+impl Watch {
+    /// Records every data plane's row and starts polling. Call before the first write.
+    pub(crate) async fn start(client: &KongClient) -> Result<Watch> {
+        let rows = read_rows(client).await?;
+        let baseline_epoch = epoch_secs();
+        let now = Instant::now();
+        let timeline: Timeline = Arc::new(Mutex::new(
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        Seen {
+                            row: r.clone(),
+                            changes: vec![(r.hash().to_owned(), now)],
+                        },
+                    )
+                })
+                .collect(),
+        ));
+        let baseline = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let stop = CancellationToken::new();
+        tokio::spawn(poll(client.clone(), Arc::clone(&timeline), stop.clone()));
+        Ok(Watch {
+            baseline,
+            baseline_epoch,
+            timeline,
+            stop,
+        })
+    }
+
+    /// Waits until every connected data plane serves what was written (see the module docs).
+    pub(crate) async fn settle(self, s: Settle<'_>) -> Settled {
+        let window = s.node.db_update_frequency();
+        let v3 = s.node.version.major >= 3;
+        let earliest = s.written_at + window + SETTLE_MARGIN;
+        s.progress.event(ProgressEvent::Waiting {
+            what: format!(
+                "every data plane to report the new config hash (db_update_frequency {:.1} s)",
+                window.as_secs_f64()
+            ),
+            up_to: s.timeout,
+        });
+        let mut cancelled = false;
+        let verdict = loop {
+            let now = Instant::now();
+            if now >= earliest {
+                let v = self.evaluate(&s, v3, now).await;
+                if v.live || now >= s.written_at + s.timeout {
+                    break v;
+                }
+            }
+            let pause = if now < earliest {
+                (earliest - now).min(POLL)
+            } else {
+                POLL
+            };
+            tokio::select! {
+                () = s.cancel.cancelled() => {
+                    cancelled = true;
+                    break self.evaluate(&s, v3, Instant::now()).await;
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        };
+        self.stop.cancel();
+        let live_after = s.written_at.elapsed();
+        let mixed = verdict
+            .planes
+            .iter()
+            .filter_map(|p| p.mixed_traffic_ms)
+            .max();
+        let nodes = verdict
+            .planes
+            .iter()
+            .filter(|p| p.connected)
+            .map(|p| NodeConvergence {
+                node: p.label.clone(),
+                method: ConvergenceMethod::ConfigHash,
+                converged: p.converged,
+                converged_after_ms: p.converged_after_ms,
+                detail: p.detail.clone(),
+            })
+            .collect();
+        let failure = (!verdict.live && !cancelled).then(|| {
+            verdict.why.clone().unwrap_or_else(|| {
+                format!(
+                    "the data planes did not converge within {} ms",
+                    ms(s.timeout)
+                )
+            })
+        });
+        let report = HybridReport {
+            db_update_frequency_ms: ms(window),
+            live: verdict.live,
+            live_after_ms: verdict.live.then(|| ms(live_after)),
+            config_hash: verdict.hash.clone(),
+            mixed_traffic_ms: mixed,
+            disconnected: verdict
+                .planes
+                .iter()
+                .filter(|p| !p.connected)
+                .map(|p| p.label.clone())
+                .collect(),
+            data_planes: verdict.planes.into_iter().map(|p| p.report).collect(),
+            status_checks: verdict.status_checks,
+        };
+        Settled {
+            nodes,
+            report,
+            failure,
+            cancelled,
+        }
+    }
+
+    async fn evaluate(&self, s: &Settle<'_>, v3: bool, now: Instant) -> Verdict {
+        let seen: Vec<Seen> = {
+            let t = lock(&self.timeline);
+            let mut v: Vec<Seen> = t.values().cloned().collect();
+            v.sort_by(|a, b| a.row.id.cmp(&b.row.id));
+            v
+        };
+        let epoch = epoch_secs();
+        let mut planes = Vec::new();
+        for dp in &seen {
+            let row = &dp.row;
+            let before = self.baseline.get(&row.id).map(|r| r.hash().to_owned());
+            let connected = row.connected(epoch, s.disconnected_after);
+            let reported_since = row.last_seen.is_some_and(|t| t >= self.baseline_epoch);
+            let new_hash = before.as_deref() != Some(row.hash()) && row.hash() != NO_CONFIG;
+            let final_seen = dp
+                .changes
+                .iter()
+                .rev()
+                .find(|(h, _)| h == row.hash())
+                .map(|(_, at)| *at);
+            let first_new = dp
+                .changes
+                .iter()
+                .find(|(h, _)| before.as_deref() != Some(h.as_str()))
+                .map(|(_, at)| *at);
+            let converged = connected && reported_since && new_hash;
+            let converged_after_ms = converged
+                .then(|| final_seen.map_or(0, |at| ms(at.saturating_duration_since(s.written_at))));
+            let mixed_traffic_ms = match (converged, first_new, final_seen) {
+                (true, Some(first), Some(last)) => Some(ms(last.saturating_duration_since(first))),
+                _ => None,
+            };
+            let lag_ok = !v3 || final_seen.is_some_and(|at| now >= at + PROXY_LAG_ALLOWANCE);
+            let detail = if !connected {
+                format!(
+                    "disconnected: last_seen {} s ago (over {} s); not waited for",
+                    epoch.saturating_sub(row.last_seen.unwrap_or_default()),
+                    s.disconnected_after.as_secs()
+                )
+            } else if converged {
+                format!(
+                    "config_hash {} (was {}), last_seen {}{}",
+                    short(row.hash()),
+                    before.as_deref().map_or("-".to_owned(), short),
+                    row.last_seen.unwrap_or_default(),
+                    if v3 {
+                        format!("; proxy lag allowance {} ms", ms(PROXY_LAG_ALLOWANCE))
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                format!(
+                    "still on config_hash {} (before the switch: {}), last_seen {}",
+                    short(row.hash()),
+                    before.as_deref().map_or("-".to_owned(), short),
+                    row.last_seen.unwrap_or_default()
+                )
+            };
+            planes.push(Plane {
+                label: row.label(),
+                connected,
+                converged,
+                converged_after_ms,
+                mixed_traffic_ms,
+                lag_ok,
+                detail,
+                report: DataPlaneReport {
+                    id: row.id.clone(),
+                    hostname: row.hostname.clone(),
+                    connected,
+                    config_hash_before: before,
+                    config_hash: row.hash().to_owned(),
+                    last_seen: row.last_seen,
+                    converged,
+                    converged_after_ms,
+                    mixed_traffic_ms,
+                },
+            });
+        }
+        let live_planes: Vec<&Plane> = planes.iter().filter(|p| p.connected).collect();
+        let hashes: Vec<&str> = live_planes
+            .iter()
+            .filter(|p| p.converged)
+            .map(|p| p.report.config_hash.as_str())
+            .collect();
+        let hash = hashes.first().map(|h| (*h).to_owned());
+        let mut why = None;
+        if let Some(p) = live_planes.iter().find(|p| !p.converged) {
+            why = Some(format!("{} did not take the change: {}", p.label, p.detail));
+        } else if hashes.windows(2).any(|w| w[0] != w[1]) {
+            why = Some(format!(
+                "the data planes report different config hashes: {}",
+                live_planes
+                    .iter()
+                    .map(|p| format!("{} {}", p.label, short(&p.report.config_hash)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        } else if live_planes.is_empty() {
+            why = Some("no connected data plane: nothing serves the change".to_owned());
+        }
+        let mut status_checks = Vec::new();
+        if why.is_none()
+            && let Some(hash) = &hash
+        {
+            for url in s.status_urls {
+                let got = status_hash(s.http, url).await;
+                let check = match got {
+                    Ok(h) if &h == hash => format!("{url}: configuration_hash {}", short(&h)),
+                    Ok(h) => {
+                        why.get_or_insert_with(|| {
+                            format!(
+                                "data plane Status API {url} still reports configuration_hash {}",
+                                short(&h)
+                            )
+                        });
+                        format!(
+                            "{url}: configuration_hash {} (expected {})",
+                            short(&h),
+                            short(hash)
+                        )
+                    }
+                    Err(e) => format!("{url}: not answering ({e}); not waited for"),
+                };
+                status_checks.push(check);
+            }
+        }
+        let lagging = live_planes.iter().any(|p| !p.lag_ok);
+        let live = why.is_none() && !lagging;
+        if why.is_none() && lagging {
+            why = Some(format!(
+                "a data plane's proxy may still lag its config hash (allowance {} ms)",
+                ms(PROXY_LAG_ALLOWANCE)
+            ));
+        }
+        Verdict {
+            live,
+            hash,
+            why,
+            planes,
+            status_checks,
+        }
+    }
+}
+
+struct Plane {
+    label: String,
+    connected: bool,
+    converged: bool,
+    converged_after_ms: Option<u64>,
+    mixed_traffic_ms: Option<u64>,
+    lag_ok: bool,
+    detail: String,
+    report: DataPlaneReport,
+}
+
+struct Verdict {
+    live: bool,
+    hash: Option<String>,
+    why: Option<String>,
+    planes: Vec<Plane>,
+    status_checks: Vec<String>,
+}
+
+fn short(hash: &str) -> String {
+    hash.chars().take(8).collect()
+}
+
+async fn poll(client: KongClient, timeline: Timeline, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(POLL) => {}
+        }
+        match read_rows(&client).await {
+            Ok(rows) => {
+                let now = Instant::now();
+                let mut t = lock(&timeline);
+                for row in rows {
+                    let seen = t.entry(row.id.clone()).or_insert_with(|| Seen {
+                        row: row.clone(),
+                        changes: Vec::new(),
+                    });
+                    if seen.changes.last().is_none_or(|(h, _)| h != row.hash()) {
+                        seen.changes.push((row.hash().to_owned(), now));
+                    }
+                    seen.row = row;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading /clustering/data-planes failed"),
+        }
+    }
+}
+
+/// A data plane's `configuration_hash` from its Status API `/status`.
+async fn status_hash(http: &reqwest::Client, base: &Url) -> std::result::Result<String, String> {
+    let mut url = base.clone();
+    let path = format!("{}/status", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    let resp = http
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("answered {}", resp.status()));
+    }
+    let body: serde_json::Value = resp.json().await.map_err(|e| e.without_url().to_string())?;
+    body["configuration_hash"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no configuration_hash in /status".to_owned())
+}
+
+/// How long to wait at most for the data planes: the push window, the settle margin, the
+/// proxy lag and the disconnect timeout (a stopped data plane is named once it is that stale).
+pub(crate) fn default_timeout(node: &Node, disconnected_after: Duration) -> Duration {
+    node.db_update_frequency() + SETTLE_MARGIN + PROXY_LAG_ALLOWANCE + disconnected_after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_decode_from_both_versions_and_staleness_follows_last_seen() {
+        let v3: Rows = serde_json::from_str(
+            r#"{"data":[{"id":"8fa0f993-67b0-437a-b31d-22d8f0ca8530","labels":{},"hostname":"kong-node","updated_at":1795566136,"ttl":1209595,"ip":"127.0.0.1","rpc_capabilities":[],"cert_details":{"expiry_timestamp":1890173902},"version":"3.9.3","last_seen":1795566136,"config_hash":"2d0269db3de3112b64804b246bf58059","sync_status":"normal"}],"next":null}"#,
+        )
+        .unwrap();
+        let v28: Rows = serde_json::from_str(
+            r#"{"next":null,"data":[{"config_hash":"f3ada1c7865d68e19426193e60b63a0e","sync_status":"normal","hostname":"kong-node","ttl":1209593,"ip":"127.0.0.1","version":"2.8.5","id":"7d2693ff-a7e9-4180-bf6a-99556ea33fe6","last_seen":1795566261}]}"#,
+        )
+        .unwrap();
+        let row = &v3.data[0];
+        assert_eq!(row.hash(), "2d0269db3de3112b64804b246bf58059");
+        assert_eq!(row.label(), "dp kong-node (8fa0f993)");
+        assert!(row.connected(1_795_566_136 + 45, DEFAULT_DISCONNECTED_AFTER));
+        assert!(!row.connected(1_795_566_136 + 46, DEFAULT_DISCONNECTED_AFTER));
+        assert_eq!(v28.data[0].last_seen, Some(1_795_566_261));
+    }
+}

@@ -1,0 +1,255 @@
+//! Row 3: traffic through the proxy while upstream switches and weight shifts run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use kong_switch_tests::cli::KongSwitch;
+use kong_switch_tests::standin::Profile;
+
+use super::procs::timed;
+use super::setup::Admin;
+use super::stats::{fmt_ratio, percentile, ratio};
+use super::{Ctx, Row, Verdict};
+
+/// One request through the proxy.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Seconds since the load started.
+    at: f64,
+    /// Latency in milliseconds.
+    ms: f64,
+    ok: bool,
+    switching: bool,
+}
+
+/// Runs row 3.
+pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let delay = ctx.cfg.zero_loss_router_delay;
+    let env = ctx.env(Profile::V3, delay).await;
+    let admin = Admin::new(&env);
+    let blue = env.backend("blue", "v1").await;
+    let green = env.backend("green", "v2").await;
+    let base = ctx.name("zl");
+    let (ub, ug) = (format!("{base}-blue"), format!("{base}-green"));
+    admin
+        .upstream(&ub, &[(env.target_for(&blue), 100, None)], true)
+        .await?;
+    admin
+        .upstream(&ug, &[(env.target_for(&green), 100, None)], true)
+        .await?;
+    admin.service(&base, &ub, &[], true).await?;
+    // The weights service: one upstream holding both colors.
+    let w = format!("{base}w");
+    admin
+        .upstream(
+            &w,
+            &[
+                (env.target_for(&blue), 100, Some("blue")),
+                (env.target_for(&green), 0, Some("green")),
+            ],
+            true,
+        )
+        .await?;
+    admin.service(&w, &w, &[], true).await?;
+    admin.wait_healthy(&ub).await?;
+    admin.wait_healthy(&ug).await?;
+    admin.wait_healthy(&w).await?;
+    // Routes reach the 3.x proxy after the router delay.
+    let urls = [
+        format!("{}/{base}", env.proxy_url()),
+        format!("{}/{w}", env.proxy_url()),
+    ];
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    for url in &urls {
+        let ok = kong_switch_tests::harness::Env::wait_until(Duration::from_secs(30), || async {
+            http.get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        ok.ok_or_else(|| format!("{url} is not served by the proxy"))?;
+    }
+
+    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cli = KongSwitch::new(env.admin_url(), state.path()).with_actor("bench");
+    let switching = Arc::new(AtomicBool::new(false));
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+
+    // Open-loop load: one request every 1/rate s, alternating the two services.
+    let load = {
+        let (switching, samples, stop, http) = (
+            switching.clone(),
+            samples.clone(),
+            stop.clone(),
+            http.clone(),
+        );
+        let rate = ctx.cfg.zero_loss_rate;
+        let urls = urls.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut inflight = tokio::task::JoinSet::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let url = urls[i % 2].clone();
+                i += 1;
+                let (switching, samples, http) = (switching.clone(), samples.clone(), http.clone());
+                inflight.spawn(async move {
+                    let sw = switching.load(Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    let ok = match http.get(&url).send().await {
+                        Ok(r) => {
+                            let good =
+                                r.status().is_success() && r.headers().contains_key("x-color");
+                            good && r.bytes().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    let ms = t0.elapsed().as_secs_f64() * 1e3;
+                    let at = t0.duration_since(start).as_secs_f64();
+                    samples.lock().await.push(Sample {
+                        at,
+                        ms,
+                        ok,
+                        switching: sw || switching.load(Ordering::Relaxed),
+                    });
+                });
+                while inflight.try_join_next().is_some() {}
+            }
+            while inflight.join_next().await.is_some() {}
+        })
+    };
+
+    tokio::time::sleep(ctx.cfg.zero_loss_quiet).await;
+    let n = ctx.cfg.zero_loss_switches;
+    let shifts = ctx.cfg.zero_loss_shifts;
+    let every = (n / shifts.max(1)).max(1);
+    let mut failed_runs = Vec::new();
+    let (mut done_switches, mut done_shifts, mut shift_attempts) = (0, 0, 0);
+    switching.store(true, Ordering::Relaxed);
+    for i in 0..n {
+        let to = if i % 2 == 0 { &ug } else { &ub };
+        let t = timed(cli.command(&["--quiet", "switch", &base, "--to", to])).await?;
+        match t.check("switch") {
+            Ok(_) => done_switches += 1,
+            Err(e) => failed_runs.push(e),
+        }
+        if i % every == every - 1 && shift_attempts < shifts {
+            shift_attempts += 1;
+            // Gate on an HTTP probe of the side shifted to: Kong reports no health for a
+            // weight-0 target.
+            let (color, probe) = if shift_attempts % 2 == 1 {
+                ("green", format!("{}/health", green.url()))
+            } else {
+                ("blue", format!("{}/health", blue.url()))
+            };
+            let t = timed(cli.command(&[
+                "--quiet",
+                "shift",
+                &w,
+                "--to",
+                color,
+                "--allow-unknown-health",
+                "--probe",
+                &probe,
+            ]))
+            .await?;
+            match t.check("shift") {
+                Ok(_) => done_shifts += 1,
+                Err(e) => failed_runs.push(e),
+            }
+        }
+    }
+    switching.store(false, Ordering::Relaxed);
+    // Let the last switch settle, then a quiet tail.
+    tokio::time::sleep(ctx.cfg.zero_loss_quiet / 2).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed().as_secs_f64();
+
+    let samples = samples.lock().await.clone();
+    let failed = samples.iter().filter(|s| !s.ok).count();
+    let total = samples.len();
+    // Requests per whole second of the run (the last, partial second excluded).
+    let secs = elapsed.floor().max(1.0) as usize;
+    let mut per_sec = vec![0usize; secs];
+    for s in &samples {
+        if let Some(slot) = per_sec.get_mut(s.at as usize) {
+            *slot += 1;
+        }
+    }
+    let min_rate = per_sec.iter().copied().min().unwrap_or(0);
+    let lat = |sw: bool| -> Vec<f64> {
+        samples
+            .iter()
+            // The first second warms up connections (open loop from cold): not a baseline.
+            .filter(|s| s.switching == sw && s.ok && s.at >= 1.0)
+            .map(|s| s.ms)
+            .collect()
+    };
+    let (on, off) = (lat(true), lat(false));
+    let p50 = ratio(percentile(&on, 50.0), percentile(&off, 50.0));
+    let p99 = ratio(percentile(&on, 99.0), percentile(&off, 99.0));
+    ctx.detail(format!(
+        "zero loss: {total} requests in {elapsed:.1} s, {failed} failed; p50 {:.2}/{:.2} ms, p99 {:.2}/{:.2} ms (switching/quiet); {done_switches} switches, {done_shifts} shifts; blue served {} green {}",
+        percentile(&on, 50.0).unwrap_or(0.0),
+        percentile(&off, 50.0).unwrap_or(0.0),
+        percentile(&on, 99.0).unwrap_or(0.0),
+        percentile(&off, 99.0).unwrap_or(0.0),
+        blue.requests(),
+        green.requests(),
+    ));
+    for e in &failed_runs {
+        ctx.detail(format!("zero loss: a switch failed: {e}"));
+    }
+    let label = ctx.profile_label(
+        Profile::V3,
+        &format!("router delay {:.1} s", delay.as_secs_f64()),
+    );
+    let mut rows = vec![Row::new(
+        "3",
+        format!(
+            "zero loss: failed proxy requests during {done_switches}/{n} upstream switches + {done_shifts}/{shifts} weight shifts ({label})"
+        ),
+        format!(
+            "{failed} failed of {total}; lowest rate {min_rate} req/s (target rate {})",
+            ctx.cfg.zero_loss_rate
+        ),
+        format!(
+            "0 failed; ≥ {} req/s throughout",
+            ctx.cfg.zero_loss_rate_target
+        ),
+        Verdict::met(
+            failed == 0
+                && failed_runs.is_empty()
+                && min_rate >= ctx.cfg.zero_loss_rate_target as usize,
+        ),
+    )];
+    rows.push(Row::new(
+        "3",
+        format!(
+            "proxy latency during switches / without ({} vs {} requests)",
+            on.len(),
+            off.len()
+        ),
+        format!("p50 {}, p99 {}", fmt_ratio(p50), fmt_ratio(p99)),
+        "info",
+        Verdict::Info,
+    ));
+    if !env.is_standin() {
+        admin
+            .cleanup(&[base.clone(), w.clone()], &[ub, ug, w])
+            .await;
+    }
+    Ok(rows)
+}

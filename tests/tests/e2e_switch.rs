@@ -1,0 +1,168 @@
+//! End to end: the real `kong-switch` binary switches a service from its blue upstream to its
+//! green one (design §2 `upstream` strategy) and traffic through the proxy follows.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::e2e::{Cli, Green, config_of, host_of, pair, sample, wait_color, wait_health};
+use common::expect;
+use kong_switch_tests::harness::Env;
+use kong_switch_tests::standin::{Profile, StandIn};
+use serde_json::json;
+
+/// Switches a fresh pair, checks the report, Kong and the proxy, then repeats the switch and
+/// checks it writes nothing. Returns the time from the switch's start to the proxy serving
+/// green only, as the report measured it.
+async fn upstream_switch_moves_all_traffic(env: &Env, label: &str) {
+    let p = pair(env, "sw", Green::Healthy, &[]).await;
+    let cli = Cli::new(env);
+    if let Some(standin) = env.standin() {
+        standin.log().clear();
+    }
+    let url = p.url(env);
+    let started = Instant::now();
+    let (code, report) = cli
+        .json(&[
+            "switch",
+            &p.base,
+            "--verify",
+            &url,
+            "--expect-header",
+            "X-Color=green",
+        ])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "completed");
+    assert_eq!(report["strategy"], "upstream");
+    assert_eq!(
+        report["writes"],
+        json!([{ "method": "PATCH", "path": format!("/services/{}", p.base),
+                  "body": { "host": p.green_up } }])
+    );
+    assert_eq!(report["verification"]["passed"], true, "{report:#}");
+    assert_eq!(report["nodes"][0]["converged"], true);
+    let converged_ms = report["nodes"][0]["converged_after_ms"]
+        .as_u64()
+        .unwrap_or_default();
+    assert_eq!(host_of(env, &p.base).await, p.green_up);
+
+    // The engine said "done" only once the proxy served green: from now on, all of it.
+    let shares = sample(env, &url, 200).await;
+    eprintln!(
+        "[{label}] switch to 100% green: proxy served green {converged_ms} ms after the write \
+         (whole run {} ms); afterwards {} of {} green",
+        took.as_millis(),
+        shares.green,
+        shares.total()
+    );
+    assert_eq!(shares.green, 200, "{shares:?}");
+    if let Some(standin) = env.standin() {
+        let writes = standin.log().writes();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].method, "PATCH");
+        assert_eq!(writes[0].body, json!({ "host": p.green_up }));
+        standin.log().clear();
+    }
+
+    // A second identical switch: green is already active, nothing to write.
+    let before = config_of(env, &[&p.base], &[&p.blue_up, &p.green_up]).await;
+    let (code, again) = cli.json(&["switch", &p.base, "--to", &p.green_up]).await;
+    assert_eq!(code, Some(0), "{again:#}");
+    assert_eq!(again["outcome"], "no_op", "{again:#}");
+    assert_eq!(again["writes"], json!([]));
+    assert_eq!(
+        config_of(env, &[&p.base], &[&p.blue_up, &p.green_up]).await,
+        before
+    );
+    if let Some(standin) = env.standin() {
+        assert!(
+            standin.log().writes().is_empty(),
+            "{:?}",
+            standin.log().writes()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_switch_moves_all_traffic_to_green_on_3x_with_kongs_default_router_delay() {
+    // No router_delay knob: Kong's default (5 s, kong-admin-api.md §7) — the switch must wait
+    // for the router rebuild, not trust the 200 of the PATCH.
+    let env = Env::start_with(StandIn::builder().profile(Profile::V3)).await;
+    upstream_switch_moves_all_traffic(&env, "3.x default router delay").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_switch_moves_all_traffic_to_green_on_28() {
+    let env = Env::start_with(StandIn::builder().profile(Profile::V28)).await;
+    if !env.is_standin() && env.version().await.major != 2 {
+        eprintln!("skipped: the real Kong is not 2.8 (the 3.x test covers it)");
+        return;
+    }
+    upstream_switch_moves_all_traffic(&env, "2.8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dbless_switch_is_one_post_config_and_moves_traffic() {
+    // Stand-in only unless the real Kong is DB-less: the config is seeded declaratively.
+    let blue = kong_switch_tests::backend::Backend::start("blue", "v1")
+        .await
+        .expect("blue");
+    let green = kong_switch_tests::backend::Backend::start("green", "v2")
+        .await
+        .expect("green");
+    let checks = common::e2e::active_checks();
+    let seed = json!({
+        "_format_version": "3.0",
+        "upstreams": [
+            { "name": "demo-blue", "healthchecks": checks,
+              "targets": [{ "target": format!("127.0.0.1:{}", blue.port()) }] },
+            { "name": "demo-green", "healthchecks": checks,
+              "targets": [{ "target": format!("127.0.0.1:{}", green.port()) }] }
+        ],
+        "services": [
+            { "name": "demo", "host": "demo-blue",
+              "routes": [{ "name": "demo", "paths": ["/demo"] }] }
+        ]
+    });
+    // A short router delay keeps the test quick; the default-delay test covers Kong's timing.
+    let env = Env::start_with(
+        StandIn::builder()
+            .profile(Profile::DbLess3)
+            .router_delay(Duration::from_millis(300))
+            .seed(seed),
+    )
+    .await;
+    let Some(standin) = env.standin() else {
+        eprintln!("skipped: seeds a DB-less stand-in");
+        return;
+    };
+    wait_color(&env, "/demo", "blue").await;
+    wait_health(&env, "demo-green", "HEALTHY", Duration::from_secs(10)).await;
+    standin.log().clear();
+    let cli = Cli::new(&env);
+    let url = format!("{}/demo", env.proxy_url());
+    let (code, report) = cli
+        .json(&[
+            "switch",
+            "demo",
+            "--verify",
+            &url,
+            "--expect-header",
+            "X-Color=green",
+        ])
+        .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "completed");
+    let writes = standin.log().writes();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(
+        (writes[0].method.as_str(), writes[0].path.as_str()),
+        ("POST", "/config")
+    );
+    let services = expect(&env, "GET", "/services/demo", None, 200).await;
+    assert_eq!(services["host"], "demo-green");
+    let shares = sample(&env, &url, 100).await;
+    assert_eq!(shares.green, 100, "{shares:?}");
+}

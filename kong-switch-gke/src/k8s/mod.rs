@@ -1,0 +1,1 @@
+//! Kubernetes: deploy-green, retire-blue and the Kubernetes-level switches.

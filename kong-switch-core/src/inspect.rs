@@ -1,0 +1,343 @@
+//! Read-only views for `ping` and `status`: what Kong is, and where a service's traffic goes.
+//!
+//! The reports are plain `Serialize` types: the CLI's `--output json` prints them as they are,
+//! so their shape is the documented, stable JSON output.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::admin::{KongClient, ListParams};
+use crate::model::{Mode, NameOrId, Route, Service, TargetHealth, Upstream};
+
+/// How the blue and green sides are named: by suffix (`orders-blue`) or by a color tag
+/// (`kong-switch.color=green`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    /// Suffix of blue names, `-blue` by default.
+    pub blue_suffix: String,
+    /// Suffix of green names, `-green` by default.
+    pub green_suffix: String,
+    /// Tag key that names an entity's color, `kong-switch.color` by default.
+    pub color_tag: String,
+}
+
+impl Default for Naming {
+    fn default() -> Self {
+        Naming {
+            blue_suffix: "-blue".into(),
+            green_suffix: "-green".into(),
+            color_tag: "kong-switch.color".into(),
+        }
+    }
+}
+
+impl Naming {
+    /// The color of an entity: its color tag if it has one, else its name's suffix.
+    pub fn color_of(&self, name: &str, tags: Option<&[String]>) -> Option<String> {
+        let prefix = format!("{}=", self.color_tag);
+        let tagged = tags
+            .into_iter()
+            .flatten()
+            .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned));
+        tagged.or_else(|| {
+            if name.ends_with(&self.blue_suffix) {
+                Some("blue".to_owned())
+            } else if name.ends_with(&self.green_suffix) {
+                Some("green".to_owned())
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The base of a side's name: `orders` for `orders-blue` or `orders-green`.
+    pub fn base_of<'a>(&self, name: &'a str) -> Option<&'a str> {
+        name.strip_suffix(&self.blue_suffix)
+            .or_else(|| name.strip_suffix(&self.green_suffix))
+    }
+}
+
+/// `kong-switch ping`: the Admin API answered, and what it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct PingReport {
+    /// The Admin API URL asked (without credentials).
+    pub admin_url: String,
+    /// Kong's version string.
+    pub version: String,
+    /// `community` or `enterprise`, when known.
+    pub edition: Option<String>,
+    /// Deployment mode.
+    pub mode: Mode,
+    /// Node id.
+    pub node_id: Option<String>,
+    /// Host name of the node.
+    pub hostname: Option<String>,
+    /// Round trip of `GET /` in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Asks `GET /` and summarises the answer.
+pub async fn ping(client: &KongClient) -> crate::admin::Result<PingReport> {
+    let started = Instant::now();
+    let info = client.node_info().await?;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(PingReport {
+        admin_url: client.config().base_url().to_string(),
+        edition: info.edition().map(str::to_owned),
+        mode: info.mode(),
+        node_id: info.node_id.clone(),
+        hostname: info.hostname.clone(),
+        version: info.version,
+        latency_ms,
+    })
+}
+
+/// `kong-switch status <service>`: where the service's traffic goes now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// The Kong node that answered.
+    pub kong: KongSummary,
+    /// The service.
+    pub service: ServiceSummary,
+    /// Routes sending traffic to the service.
+    pub routes: Vec<RouteSummary>,
+    /// The upstream named by the service's host, if it names one.
+    pub upstream: Option<UpstreamStatus>,
+    /// `blue`, `green` (or another color tag) when the naming convention or tags tell.
+    pub active_color: Option<String>,
+}
+
+/// The Kong node behind a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KongSummary {
+    /// Version string.
+    pub version: String,
+    /// Deployment mode.
+    pub mode: Mode,
+}
+
+/// The fields of a service that decide where its traffic goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSummary {
+    /// Id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Host: an upstream name or a DNS name.
+    pub host: String,
+    /// Port.
+    pub port: Option<u16>,
+    /// Protocol.
+    pub protocol: Option<String>,
+    /// Path.
+    pub path: Option<String>,
+    /// Color of the service itself (route strategy), if named or tagged.
+    pub color: Option<String>,
+}
+
+/// A route of the service.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSummary {
+    /// Id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Paths matched.
+    pub paths: Vec<String>,
+    /// Hosts matched.
+    pub hosts: Vec<String>,
+}
+
+/// The upstream behind a service, with its targets as the answering node sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamStatus {
+    /// Id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Balancing algorithm.
+    pub algorithm: Option<String>,
+    /// Whether Kong checks the targets' health.
+    pub healthchecks_enabled: bool,
+    /// Color of the upstream, if named or tagged.
+    pub color: Option<String>,
+    /// The targets.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One target with its weight, health and color.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    /// Id.
+    pub id: Option<String>,
+    /// Address.
+    pub target: String,
+    /// Weight (0 gets no traffic).
+    pub weight: u32,
+    /// Health on the answering node; `None` when the node has no balancer view.
+    pub health: Option<TargetHealth>,
+    /// Color tag of the target, if any.
+    pub color: Option<String>,
+}
+
+/// Reads the service, its routes, the upstream its host names (if any) and that upstream's
+/// targets with health, concurrently where the reads do not depend on each other.
+pub async fn service_status(
+    client: &KongClient,
+    service: &NameOrId,
+    naming: &Naming,
+) -> crate::admin::Result<ServiceStatus> {
+    let services = client.services();
+    let (node, svc, routes) = futures::try_join!(
+        client.node(),
+        services.get(service),
+        client.routes_of_service(service),
+    )?;
+    let upstream = upstream_status(client, &svc, naming, node.mode).await?;
+    let service_color = svc
+        .name
+        .as_deref()
+        .and_then(|n| naming.color_of(n, svc.tags.as_deref()));
+    let active_color = match &upstream {
+        Some(u) => u.color.clone().or_else(|| weighted_color(&u.targets)),
+        None => service_color.clone(),
+    };
+    Ok(ServiceStatus {
+        kong: KongSummary {
+            version: node.info.version.clone(),
+            mode: node.mode,
+        },
+        service: summarize_service(&svc, service_color),
+        routes: routes.iter().map(summarize_route).collect(),
+        upstream,
+        active_color,
+    })
+}
+
+async fn upstream_status(
+    client: &KongClient,
+    svc: &Service,
+    naming: &Naming,
+    mode: Mode,
+) -> crate::admin::Result<Option<UpstreamStatus>> {
+    let key = NameOrId::from(svc.host.as_str());
+    let Some(upstream) = client.upstreams().get_opt(&key).await? else {
+        return Ok(None);
+    };
+    let targets_handle = client.targets(key.clone());
+    let params = ListParams::default();
+    let targets = targets_handle.list_all(&params);
+    let health = async {
+        if mode == Mode::HybridControlPlane {
+            Ok(None)
+        } else {
+            client.upstreams().health(&key).await.map(Some)
+        }
+    };
+    let (targets, health) = futures::try_join!(targets, health)?;
+    let health_of = |id: Option<&str>, address: &str| {
+        health.as_ref().and_then(|h| {
+            h.data
+                .iter()
+                .find(|t| match (id, t.target.id.as_deref()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => t.target.target == address,
+                })
+                .and_then(|t| t.health.clone())
+        })
+    };
+    let targets = targets
+        .iter()
+        .map(|t| TargetStatus {
+            id: t.id.clone(),
+            target: t.target.clone(),
+            weight: t.weight(),
+            health: health_of(t.id.as_deref(), &t.target),
+            color: naming.color_of("", t.tags.as_deref()),
+        })
+        .collect();
+    Ok(Some(summarize_upstream(&upstream, naming, targets)))
+}
+
+fn summarize_upstream(u: &Upstream, naming: &Naming, targets: Vec<TargetStatus>) -> UpstreamStatus {
+    UpstreamStatus {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        algorithm: u.algorithm.clone(),
+        healthchecks_enabled: u.healthchecks_enabled(),
+        color: naming.color_of(&u.name, u.tags.as_deref()),
+        targets,
+    }
+}
+
+/// Within one upstream holding both colors (weights strategy), the color that carries all
+/// the weight; `None` while traffic is split or no target is tagged.
+fn weighted_color(targets: &[TargetStatus]) -> Option<String> {
+    let mut live = targets.iter().filter(|t| t.weight > 0);
+    let first = live.next()?.color.clone()?;
+    live.all(|t| t.color.as_deref() == Some(first.as_str()))
+        .then_some(first)
+}
+
+fn summarize_service(svc: &Service, color: Option<String>) -> ServiceSummary {
+    ServiceSummary {
+        id: svc.id.clone(),
+        name: svc.name.clone(),
+        host: svc.host.clone(),
+        port: svc.port,
+        protocol: svc.protocol.clone(),
+        path: svc.path.clone(),
+        color,
+    }
+}
+
+fn summarize_route(route: &Route) -> RouteSummary {
+    RouteSummary {
+        id: route.id.clone(),
+        name: route.name.clone(),
+        paths: route.paths.clone().unwrap_or_default(),
+        hosts: route.hosts.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn color_comes_from_tag_before_suffix() {
+        let naming = Naming::default();
+        assert_eq!(
+            naming.color_of("orders-blue", None).as_deref(),
+            Some("blue")
+        );
+        assert_eq!(
+            naming.color_of("orders-green", None).as_deref(),
+            Some("green")
+        );
+        let tags = vec!["kong-switch.color=green".to_owned()];
+        assert_eq!(
+            naming.color_of("orders-blue", Some(&tags)).as_deref(),
+            Some("green")
+        );
+        assert_eq!(naming.color_of("orders", None), None);
+        assert_eq!(naming.base_of("orders-green"), Some("orders"));
+    }
+
+    #[test]
+    fn split_weights_have_no_single_active_color() {
+        let t = |weight, color: &str| TargetStatus {
+            id: None,
+            target: "x:1".into(),
+            weight,
+            health: None,
+            color: Some(color.into()),
+        };
+        assert_eq!(
+            weighted_color(&[t(100, "blue"), t(0, "green")]).as_deref(),
+            Some("blue")
+        );
+        assert_eq!(weighted_color(&[t(50, "blue"), t(50, "green")]), None);
+    }
+}

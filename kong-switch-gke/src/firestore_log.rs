@@ -939,6 +939,7 @@ fn backend(
     let code = match &err {
         FirestoreError::DatabaseError(e) => e.public.code.clone(),
         FirestoreError::DataNotFoundError(e) => e.public.code.clone(),
+        // For a failed connection, the code names the transport error.
         FirestoreError::SystemError(e) => e.public.code.clone(),
         FirestoreError::NetworkError(e) => e.public.code.clone(),
         FirestoreError::ErrorInTransaction(_) => "Transaction".to_owned(),
@@ -958,6 +959,9 @@ fn backend(
             "{} was not found; check the project and database in the URL",
             url.database_path()
         ),
+        _ if code.contains("transport") || code.contains("ConnectError") => {
+            format!("Firestore is unreachable at {endpoint}; check the network (or that the emulator runs)")
+        }
         _ => match &err {
             FirestoreError::SystemError(_) => format!(
                 "cannot set up the Firestore client for {endpoint} (Google credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud application-default login, or the metadata server)"

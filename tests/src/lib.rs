@@ -1,1 +1,11 @@
-//! Kong stand-in and test harness.
+//! Kong stand-in, test backends and the end-to-end test harness for kong-switch.
+//!
+//! - [`standin`]: a faithful imitation of Kong Gateway 2.8 / 3.x / DB-less (Admin API, proxy,
+//!   health checks, several nodes, fault injection, request log).
+//! - [`backend`]: tiny "blue"/"green" HTTP backends with switchable health.
+//! - [`harness`]: `Env` runs a test against the stand-in, or against a real Kong when
+//!   `KONG_ADMIN_URL` is set.
+
+pub mod backend;
+pub mod harness;
+pub mod standin;

@@ -1,0 +1,180 @@
+//! Helpers shared by the conformance suites. HTTP only, so every suite also runs against a real
+//! Kong (`KONG_ADMIN_URL`).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kong_switch_tests::harness::Env;
+use kong_switch_tests::standin::{Profile, StandIn};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A stand-in of `profile` with short knobs (or the real Kong when configured).
+pub async fn env(profile: Profile) -> Env {
+    Env::start_with(
+        StandIn::builder()
+            .profile(profile)
+            .router_delay(Duration::from_millis(200)),
+    )
+    .await
+}
+
+/// Whether the Kong under test is 3.x.
+pub async fn is_v3(env: &Env) -> bool {
+    env.version().await.major >= 3
+}
+
+async fn send(env: &Env, base: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = env.client().request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// Admin API request.
+pub async fn admin(env: &Env, method: &str, path: &str, body: Option<Value>) -> Resp {
+    send(env, env.admin_url(), method, path, body).await
+}
+
+/// Admin API request with a raw body and content type.
+pub async fn admin_raw(
+    env: &Env,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Resp {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let resp = env
+        .client()
+        .request(method, format!("{}{path}", env.admin_url()))
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// Proxy request (GET).
+pub async fn proxy(env: &Env, path: &str) -> Resp {
+    send(env, env.proxy_url(), "GET", path, None).await
+}
+
+/// Admin request that must answer `status`; returns the JSON.
+pub async fn expect(
+    env: &Env,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let r = admin(env, method, path, body).await;
+    assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+    r.json
+}
+
+/// Polls the proxy at `path` until `check` accepts the answer (or `timeout`).
+pub async fn wait_proxy(
+    env: &Env,
+    path: &str,
+    timeout: Duration,
+    check: impl Fn(&Resp) -> bool,
+) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        let r = proxy(env, path).await;
+        if check(&r) {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The `X-Color` of a proxied answer.
+pub fn color(r: &Resp) -> Option<String> {
+    r.header("x-color").map(str::to_owned)
+}
+
+/// Creates upstream `name` with `targets` (address, weight), a service `name` pointing at it and
+/// a route on path `/<name>`; waits until the route is live. Returns the route path.
+pub async fn app(
+    env: &Env,
+    name: &str,
+    targets: &[(String, u32)],
+    upstream_body: Option<Value>,
+) -> String {
+    let mut body = upstream_body.unwrap_or_else(|| serde_json::json!({}));
+    body["name"] = Value::String(format!("{name}-up"));
+    expect(env, "POST", "/upstreams", Some(body), 201).await;
+    for (target, weight) in targets {
+        expect(
+            env,
+            "POST",
+            &format!("/upstreams/{name}-up/targets"),
+            Some(serde_json::json!({ "target": target, "weight": weight })),
+            201,
+        )
+        .await;
+    }
+    expect(
+        env,
+        "POST",
+        "/services",
+        Some(serde_json::json!({ "name": name, "host": format!("{name}-up") })),
+        201,
+    )
+    .await;
+    let path = format!("/{name}");
+    expect(
+        env,
+        "POST",
+        &format!("/services/{name}/routes"),
+        Some(serde_json::json!({ "name": name, "paths": [path] })),
+        201,
+    )
+    .await;
+    let live = wait_proxy(env, &path, Duration::from_secs(12), |r| r.status != 404).await;
+    assert!(live.is_some(), "route {path} never became live");
+    path
+}

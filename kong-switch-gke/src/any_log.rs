@@ -3,7 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use kong_switch_core::state::{Event, FileLog, History, LeaseGuard, LeaseRequest, Result, StateLog};
+use kong_switch_core::state::{
+    Event, FileLog, History, LeaseGuard, LeaseRequest, Result, StateLog,
+};
 
 use crate::error::Error;
 use crate::firestore_log::{FirestoreEndpoint, FirestoreLog, FirestoreUrl};

@@ -79,6 +79,10 @@ pub enum Error {
         progress: String,
     },
 
+    /// The Kong Admin API failed.
+    #[error(transparent)]
+    Kong(Box<kong_switch_core::admin::Error>),
+
     /// A Kong entity the command needs is missing or unusable.
     #[error("{0}")]
     KongSetup(String),
@@ -106,6 +110,12 @@ pub enum Error {
     /// A pre-flight gate refused the switch; nothing was changed.
     #[error("refused: {0}")]
     Refused(String),
+}
+
+impl From<kong_switch_core::admin::Error> for Error {
+    fn from(err: kong_switch_core::admin::Error) -> Self {
+        Error::Kong(Box::new(err))
+    }
 }
 
 impl Error {

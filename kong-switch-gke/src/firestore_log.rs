@@ -174,7 +174,10 @@ impl FromStr for FirestoreUrl {
 /// `domain:` prefix (`example.com:my-project`).
 fn check_project(project: &str) -> Result<(), String> {
     if project.is_empty() {
-        return Err("empty; give the Google Cloud project id, e.g. firestore://acme-prod/kong-switch".to_owned());
+        return Err(
+            "empty; give the Google Cloud project id, e.g. firestore://acme-prod/kong-switch"
+                .to_owned(),
+        );
     }
     let id = project.rsplit(':').next().unwrap_or(project);
     let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
@@ -766,11 +769,15 @@ impl TargetDoc {
                 field.clone_from(value);
             }
         }
-        let side = event.color.as_ref().map(|c| c.as_str().to_owned()).or_else(|| {
-            (event.kind == EventKind::Completed)
-                .then(|| event.to.clone())
-                .flatten()
-        });
+        let side = event
+            .color
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .or_else(|| {
+                (event.kind == EventKind::Completed)
+                    .then(|| event.to.clone())
+                    .flatten()
+            });
         if let Some(side) = side {
             let entry = self.sides.entry(side.clone()).or_default();
             if event.status.is_some() {
@@ -795,10 +802,14 @@ impl TargetDoc {
     }
 
     fn into_state(self) -> TargetState {
-        let lease = self.lease.as_ref().and_then(LeaseDoc::to_lease).map(|l| Lease {
-            target: self.target.clone(),
-            ..l
-        });
+        let lease = self
+            .lease
+            .as_ref()
+            .and_then(LeaseDoc::to_lease)
+            .map(|l| Lease {
+                target: self.target.clone(),
+                ..l
+            });
         TargetState {
             last_seq: u64::try_from(self.last_seq).unwrap_or(0),
             active_color: self.active_color,
@@ -1076,17 +1087,18 @@ mod tests {
         for target in ["orders", "tag:app=orders", "a/b", ".", "..", "__x__", "ünï"] {
             let id = doc_id(target).expect("valid");
             assert!(
-                id.chars().all(|c| c.is_ascii_alphanumeric() || "-%".contains(c)),
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-%".contains(c)),
                 "{id}"
             );
             assert!(id != "." && id != ".." && !id.starts_with("__"), "{id}");
             assert_eq!(target_of(&id).as_deref(), Some(target));
         }
-        assert_eq!(doc_id("tag:app=orders").expect("valid"), "tag%3Aapp%3Dorders");
-        assert!(matches!(
-            doc_id(""),
-            Err(StateError::InvalidTarget { .. })
-        ));
+        assert_eq!(
+            doc_id("tag:app=orders").expect("valid"),
+            "tag%3Aapp%3Dorders"
+        );
+        assert!(matches!(doc_id(""), Err(StateError::InvalidTarget { .. })));
         assert!(matches!(
             doc_id(&"/".repeat(600)),
             Err(StateError::InvalidTarget { .. })
@@ -1141,14 +1153,17 @@ mod tests {
     fn permission_denied_says_which_role_to_grant() {
         let url: FirestoreUrl = "firestore://acme/ks".parse().expect("valid");
         let err = FirestoreError::DatabaseError(firestore::errors::FirestoreDatabaseError::new(
-            firestore::errors::FirestoreErrorPublicGenericDetails::new(
-                "PermissionDenied".into(),
-            ),
+            firestore::errors::FirestoreErrorPublicGenericDetails::new("PermissionDenied".into()),
             "status: PermissionDenied".into(),
             false,
         ));
-        let message = backend("append to \"orders\" in", &url, &FirestoreEndpoint::Google, err)
-            .to_string();
+        let message = backend(
+            "append to \"orders\" in",
+            &url,
+            &FirestoreEndpoint::Google,
+            err,
+        )
+        .to_string();
         assert!(message.contains("permission denied"), "{message}");
         assert!(message.contains("roles/datastore.user"), "{message}");
         assert!(message.contains("firestore://acme/ks"), "{message}");

@@ -129,12 +129,20 @@ fn fresh(name: &str) -> String {
 async fn expired_lease_is_taken_over(log: &FirestoreLog) {
     let target = fresh("expired");
     let stale = log
-        .acquire(LeaseRequest::new(&target, "crashed@host (pid 1)", Duration::from_millis(200)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "crashed@host (pid 1)",
+            Duration::from_millis(200),
+        ))
         .await
         .expect("first acquire");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let fresh = log
-        .acquire(LeaseRequest::new(&target, "bob@host (pid 2)", Duration::from_secs(600)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "bob@host (pid 2)",
+            Duration::from_secs(600),
+        ))
         .await
         .expect("an expired lease is taken over");
     assert_eq!(fresh.lease().holder, "bob@host (pid 2)");
@@ -146,17 +154,31 @@ async fn expired_lease_is_taken_over(log: &FirestoreLog) {
 async fn stale_release_does_not_free_the_new_holder(log: &FirestoreLog) {
     let target = fresh("stale-release");
     let stale = log
-        .acquire(LeaseRequest::new(&target, "slow@host", Duration::from_millis(200)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "slow@host",
+            Duration::from_millis(200),
+        ))
         .await
         .expect("first acquire");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let current = log
-        .acquire(LeaseRequest::new(&target, "new@host", Duration::from_secs(600)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "new@host",
+            Duration::from_secs(600),
+        ))
         .await
         .expect("takeover");
-    log.release(stale).await.expect("a stale release is not an error");
+    log.release(stale)
+        .await
+        .expect("a stale release is not an error");
     match log
-        .acquire(LeaseRequest::new(&target, "third@host", Duration::from_secs(600)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "third@host",
+            Duration::from_secs(600),
+        ))
         .await
     {
         Err(StateError::LeaseHeld { holder, .. }) => assert_eq!(holder, "new@host"),
@@ -244,7 +266,9 @@ async fn unreachable_firestore_fails_with_a_clear_error() {
     .expect_err("nothing listens there");
     let message = err.to_string();
     assert!(
-        message.starts_with("firestore state store: cannot connect to firestore://kong-switch-test/ks"),
+        message.starts_with(
+            "firestore state store: cannot connect to firestore://kong-switch-test/ks"
+        ),
         "{message}"
     );
     assert!(message.contains("unreachable"), "{message}");

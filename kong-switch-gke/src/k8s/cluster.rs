@@ -67,12 +67,17 @@ impl Cluster {
         Ok(Cluster { client, namespace })
     }
 
-    /// A cluster from a ready client (tests, embedding).
-    pub fn from_client(client: Client, namespace: impl Into<String>) -> Cluster {
-        Cluster {
+    /// A cluster from a resolved configuration (tests, embedding), working in `namespace`.
+    pub fn from_config(config: Config, namespace: impl Into<String>) -> Result<Cluster> {
+        crate::tls::install_crypto_provider();
+        let client = Client::try_from(config).map_err(|e| Error::KubeConfig {
+            message: "cannot build the Kubernetes client".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+        Ok(Cluster {
             client,
             namespace: namespace.into(),
-        }
+        })
     }
 
     /// The namespaced API of `K`.

@@ -16,6 +16,10 @@ pub enum CliError {
     /// The Admin API client failed.
     #[error(transparent)]
     Admin(#[from] admin::Error),
+    /// Kubernetes, Firestore or the state log failed (feature `gke`).
+    #[cfg(feature = "gke")]
+    #[error(transparent)]
+    Gke(#[from] kong_switch_gke::Error),
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -34,6 +38,8 @@ impl CliError {
             CliError::NotFound(_) => Exit::Kong,
             CliError::Admin(e) => admin_exit(e),
             CliError::Output(_) => Exit::Internal,
+            #[cfg(feature = "gke")]
+            CliError::Gke(e) => crate::gke::exit_of(e),
         }
     }
 }

@@ -5,6 +5,8 @@ mod commands;
 mod config;
 mod error;
 mod exit;
+#[cfg(feature = "gke")]
+mod gke;
 mod output;
 
 use std::error::Error as _;
@@ -59,6 +61,14 @@ async fn run(cli: &Cli, printer: &Printer) -> Result<Exit, CliError> {
     match &cli.command {
         Command::Ping => commands::ping::run(&client, printer).await?,
         Command::Status(args) => commands::status::run(&client, printer, args).await?,
+        #[cfg(feature = "gke")]
+        Command::DeployGreen(args) => {
+            return commands::deploy_green::run(&cli.global, &client, printer, args).await;
+        }
+        #[cfg(feature = "gke")]
+        Command::RetireBlue(args) => {
+            return commands::retire_blue::run(&cli.global, printer, args).await;
+        }
     }
     Ok(Exit::Ok)
 }

@@ -125,6 +125,17 @@ impl Error {
         move |source| Error::Kube { action, source }
     }
 
+    /// Whether the Kubernetes API could not be reached (connection refused, DNS, TLS).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Kube {
+                source: kube::Error::HyperError(_) | kube::Error::Service(_),
+                ..
+            }
+        )
+    }
+
     /// Whether the error is a held lease in the state log.
     pub fn is_lease_held(&self) -> bool {
         matches!(self, Error::State(e) if e.is_lease_held())

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 /// The label telling the sides apart: `version: blue` / `version: green`.
 pub const VERSION_LABEL: &str = "version";
 /// Annotations of blue that must not be copied to green.
-const DROPPED_ANNOTATIONS: [&str; 2] = [
+const DROPPED_ANNOTATIONS: [&str; 3] = [
     "deployment.kubernetes.io/revision",
     "kubectl.kubernetes.io/last-applied-configuration",
+    super::retire::RETIRED_REPLICAS_ANNOTATION,
 ];
 
 /// What the green side should be.
@@ -28,7 +29,8 @@ pub struct GreenSpec {
     pub container: Option<String>,
     /// Environment variables to set (or replace) in that container.
     pub env: Vec<(String, String)>,
-    /// Replicas; default: blue's.
+    /// Replicas; default: blue's (or, if blue is scaled to zero by `retire-blue`, its count
+    /// before that).
     pub replicas: Option<i32>,
     /// Extra labels on the Deployment and its pods.
     pub labels: BTreeMap<String, String>,
@@ -85,9 +87,24 @@ pub fn green_deployment(blue: &Deployment, spec: &GreenSpec) -> Result<Deploymen
             value_from: None,
         });
     }
-    if let Some(replicas) = spec.replicas {
-        blue_spec.replicas = Some(replicas);
+    // Blue may be retired (scaled to zero) already: then its replica count before that.
+    let replicas = spec.replicas.unwrap_or_else(|| match blue_spec.replicas {
+        Some(0) => blue
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::retire::RETIRED_REPLICAS_ANNOTATION))
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1),
+        Some(n) => n,
+        None => 1,
+    });
+    if replicas < 1 {
+        return Err(Error::Mismatch(format!(
+            "green needs at least one replica (asked for {replicas})"
+        )));
     }
+    blue_spec.replicas = Some(replicas);
 
     let mut labels = blue.metadata.labels.clone().unwrap_or_default();
     labels.insert(VERSION_LABEL.to_owned(), "green".to_owned());
@@ -331,6 +348,36 @@ mod tests {
             container["env"],
             json!([{"name": "MODE", "value": "green"}])
         );
+    }
+
+    #[test]
+    fn a_retired_blue_lends_green_its_replica_count_from_before() {
+        let mut blue = blue();
+        if let Some(spec) = blue.spec.as_mut() {
+            spec.replicas = Some(0);
+        }
+        blue.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert("kong-switch/retired-replicas".into(), "3".into());
+        let green = green_deployment(
+            &blue,
+            &GreenSpec {
+                replicas: None,
+                ..spec()
+            },
+        )
+        .expect("builds");
+        assert_eq!(green.spec.and_then(|s| s.replicas), Some(3));
+        let err = green_deployment(
+            &blue,
+            &GreenSpec {
+                replicas: Some(0),
+                ..spec()
+            },
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("at least one replica"), "{err}");
     }
 
     #[test]

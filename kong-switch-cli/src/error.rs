@@ -19,7 +19,7 @@ pub enum CliError {
     /// Kubernetes, Firestore or the state log failed (feature `gke`).
     #[cfg(feature = "gke")]
     #[error(transparent)]
-    Gke(#[from] kong_switch_gke::Error),
+    Gke(Box<kong_switch_gke::Error>),
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

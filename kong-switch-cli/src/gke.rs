@@ -113,6 +113,12 @@ pub struct RetireBlueArgs {
     pub record: RecordArgs,
 }
 
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        CliError::Gke(Box::new(error))
+    }
+}
+
 fn key_value(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),

@@ -54,7 +54,7 @@ impl<'a, L: StateLog> Recorder<'a, L> {
             .log
             .acquire(LeaseRequest::new(
                 &self.base.target,
-                &self.base.actor.clone().unwrap_or_default(),
+                self.base.actor.clone().unwrap_or_default(),
                 ttl,
             ))
             .await?)

@@ -3,7 +3,7 @@
 //! - [`FirestoreLog`]: a [`StateLog`](kong_switch_core::state::StateLog) in Cloud Firestore,
 //!   selected by `--state firestore://PROJECT[/DATABASE]/COLLECTION`.
 //! - [`AnyLog`]: the file store or the Firestore store, chosen at run time.
-//! - [`k8s`]: `deploy-green` and `retire-blue`.
+//! - [`k8s`]: `deploy-green`, `retire-blue`, and the Kubernetes-level switches.
 #![warn(missing_docs)]
 
 mod any_log;

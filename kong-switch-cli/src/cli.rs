@@ -16,7 +16,7 @@ pub struct Cli {
 }
 
 /// Flags every command accepts.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Kong Admin API URL, with an optional path prefix.
     #[arg(
@@ -101,8 +101,17 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check that the Admin API answers; print Kong's version, edition and mode.
     Ping,
-    /// Show where a service's traffic goes now.
+    /// Show where a service's traffic goes now, the last logged event, and any drift.
     Status(StatusArgs),
+    /// Switch a service (or every service with a tag) to the other side, gated and verified.
+    Switch(SwitchArgs),
+    /// Shift traffic by target weights inside one upstream, step by step (`switch
+    /// --strategy weights`).
+    Shift(ShiftArgs),
+    /// Restore the state saved by the last switch of a target.
+    Rollback(RollbackArgs),
+    /// Print the state-log events of a target, oldest first.
+    History(HistoryArgs),
     /// Deploy green on Kubernetes: clone blue with a new image, wait for the rollout, register it in Kong.
     #[cfg(feature = "gke")]
     DeployGreen(crate::gke::DeployGreenArgs),
@@ -113,13 +122,242 @@ pub enum Command {
 
 /// Naming convention of the two sides.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sides")]
 pub struct NamingArgs {
     /// Suffix of blue entity names (`orders-blue`).
-    #[arg(long, default_value = "-blue")]
+    #[arg(long, default_value = "-blue", value_name = "SUFFIX")]
     pub blue_suffix: String,
     /// Suffix of green entity names (`orders-green`).
-    #[arg(long, default_value = "-green")]
+    #[arg(long, default_value = "-green", value_name = "SUFFIX")]
     pub green_suffix: String,
+    /// Tag key naming an entity's color (`kong-switch.color=green`).
+    #[arg(long, default_value = "kong-switch.color", value_name = "KEY")]
+    pub color_tag: String,
+}
+
+/// `switch` arguments.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Service name or id. Omit it when selecting services with --tag.
+    #[arg(required_unless_present = "tag", conflicts_with = "tag")]
+    pub service: Option<String>,
+    /// Switch every service carrying all these tags, all-or-nothing (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// How to switch: one service host write, per-route writes, or target weights.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Upstream)]
+    pub strategy: StrategyArg,
+    /// The side to switch to (an upstream or service name); default: the other side.
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `shift` arguments: a weights switch.
+#[derive(Debug, Args)]
+pub struct ShiftArgs {
+    /// Service name or id.
+    pub service: String,
+    /// The color (or target tag value) to shift traffic to; default: the other side.
+    #[arg(long, value_name = "COLOR")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Weight-shift schedule.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Weights")]
+pub struct WeightsArgs {
+    /// Green percentages per step (`10,25,50,100`) or a preset: `all-at-once`,
+    /// `linear-<P>-every-<D>`, `canary-<P>-<D>`.
+    #[arg(long, value_name = "SCHEDULE", default_value = "all-at-once")]
+    pub steps: String,
+    /// Wait between steps (overrides the preset's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub bake: Option<Duration>,
+    /// On failure: stay at the last good step, or restore the weights from before the shift.
+    #[arg(long, value_enum, default_value_t = OnFailureArg::RestoreStart)]
+    pub on_failure: OnFailureArg,
+}
+
+/// Gates, verification, cluster, and logging options shared by `switch` and `shift`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+    /// Print the exact Admin API writes of the switch and of its rollback; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the new side even if verification fails (exit 7 instead of rolling back).
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Services switched at once with --tag.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+}
+
+/// Pre-flight gates.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gates")]
+pub struct GateArgs {
+    /// Minimum green targets with weight > 0.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_targets: usize,
+    /// Minimum fraction of green targets Kong reports HEALTHY (0.0–1.0).
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    pub min_healthy: f64,
+    /// Accept targets whose health Kong does not know (HEALTHCHECKS_OFF, no balancer yet).
+    #[arg(long)]
+    pub allow_unknown_health: bool,
+    /// HTTP probe of the green side before switching (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub probe: Vec<url::Url>,
+    /// Status each probe must answer.
+    #[arg(long, default_value_t = 200, value_name = "CODE")]
+    pub probe_status: u16,
+    /// Header each probe answer must carry, `Name=value`.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub probe_header: Option<String>,
+    /// Text each probe answer's body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub probe_body: Option<String>,
+    /// Requests per probe URL.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub probe_count: u32,
+    /// Timeout of each probe request.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+}
+
+/// Post-switch verification through the Kong proxy.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Verification")]
+pub struct VerifyArgs {
+    /// Proxy URL to send verification requests to after the switch.
+    #[arg(long, value_name = "URL")]
+    pub verify: Option<url::Url>,
+    /// Number of verification requests.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "verify_for",
+        requires = "verify"
+    )]
+    pub verify_count: Option<u32>,
+    /// Verify for this long instead of a count.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "verify")]
+    pub verify_for: Option<Duration>,
+    /// Minimum fraction of 2xx answers (0.0–1.0).
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    pub min_success: f64,
+    /// Fail when the 95th percentile latency exceeds this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "max_latency")]
+    pub p95_latency: Option<Duration>,
+    /// Fail when any answer takes longer than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_latency: Option<Duration>,
+    /// Header proving an answer came from the new side, `Name=value` (e.g. `X-Color=green`).
+    #[arg(long, value_name = "NAME=VALUE", requires = "verify")]
+    pub expect_header: Option<String>,
+    /// How long to wait for every node to serve the new side (default: from Kong's settings).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub converge_timeout: Option<Duration>,
+}
+
+/// Other Kong nodes of the cluster.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// Admin API of another Kong node sharing the database (repeatable).
+    #[arg(long = "node", value_name = "ADMIN_URL")]
+    pub nodes: Vec<url::Url>,
+    /// Proxy of the --node at the same position, to check it serves the new side.
+    #[arg(long = "node-proxy", value_name = "URL")]
+    pub node_proxies: Vec<url::Url>,
+    /// Status API of a hybrid-mode data plane, where health is read (repeatable).
+    #[arg(long = "dp-status", value_name = "URL")]
+    pub data_planes: Vec<url::Url>,
+}
+
+/// Who and what is recorded in the state log.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Recorded")]
+pub struct RecordArgs {
+    /// Who switches (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Environment, e.g. `prod`.
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Deployment name, e.g. `orders-green`.
+    #[arg(long, value_name = "NAME")]
+    pub deployment: Option<String>,
+    /// Version of the release switched to.
+    #[arg(long, value_name = "VERSION")]
+    pub app_version: Option<String>,
+    /// CI build id.
+    #[arg(long, value_name = "ID")]
+    pub build_id: Option<String>,
+    /// How long the lock on the target is held at most.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+}
+
+/// `rollback` arguments.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Service name or id (or `tag:K=V` for a batch switch).
+    pub target: String,
+    /// Who rolls back (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// How long the lock on the target is held at most.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+}
+
+/// `history` arguments.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Service name or id (or `tag:K=V` for a batch switch).
+    pub target: String,
+    /// Only the last N events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+/// Switch strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// One PATCH of the service host to the green upstream.
+    Upstream,
+    /// Re-point the routes from the blue service to the green service.
+    Route,
+    /// Shift target weights inside one upstream.
+    Weights,
+}
+
+/// What a failed weight shift leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailureArg {
+    /// Stay at the last step that passed.
+    KeepLastGood,
+    /// Restore the weights from before the shift.
+    RestoreStart,
 }
 
 /// `status` arguments.
@@ -134,10 +372,11 @@ pub struct StatusArgs {
 /// Parses `30s`, `1m30s`, `500ms`, or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(value)
         .map_err(|e| format!("`{value}` is not a duration ({e}); write e.g. 30s, 500ms or 2m"))

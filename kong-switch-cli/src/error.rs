@@ -1,6 +1,6 @@
 //! The CLI's error type: what went wrong, and which exit code it means.
 
-use kong_switch_core::admin;
+use kong_switch_core::{admin, state, switch};
 
 use crate::exit::Exit;
 
@@ -16,6 +16,12 @@ pub enum CliError {
     /// The Admin API client failed.
     #[error(transparent)]
     Admin(#[from] admin::Error),
+    /// The switch engine stopped.
+    #[error(transparent)]
+    Switch(#[from] switch::Error),
+    /// The state log failed.
+    #[error(transparent)]
+    State(#[from] state::Error),
     /// Kubernetes, Firestore or the state log failed (feature `gke`).
     #[cfg(feature = "gke")]
     #[error(transparent)]
@@ -37,7 +43,9 @@ impl CliError {
             CliError::Usage(_) => Exit::Usage,
             CliError::NotFound(_) => Exit::Kong,
             CliError::Admin(e) => admin_exit(e),
-            CliError::Output(_) => Exit::Internal,
+            CliError::Switch(e) => switch_exit(e),
+            CliError::State(e) if e.is_lease_held() => Exit::Locked,
+            CliError::State(_) | CliError::Output(_) => Exit::Internal,
             #[cfg(feature = "gke")]
             CliError::Gke(e) => crate::gke::exit_of(e),
         }
@@ -45,10 +53,21 @@ impl CliError {
 }
 
 /// Exit code of an Admin API failure: unreachable (10), bad input (2) or Kong's error (5).
-pub fn admin_exit(error: &admin::Error) -> Exit {
+fn admin_exit(error: &admin::Error) -> Exit {
     match error {
         admin::Error::InvalidConfig { .. } => Exit::Usage,
         admin::Error::Connect { .. } | admin::Error::Timeout { .. } => Exit::Unreachable,
+        _ => Exit::Kong,
+    }
+}
+
+fn switch_exit(error: &switch::Error) -> Exit {
+    match error {
+        switch::Error::Admin(e) => admin_exit(e),
+        switch::Error::Locked { .. } => Exit::Locked,
+        switch::Error::InvalidRequest { .. } => Exit::Usage,
+        switch::Error::Inconsistent { .. } => Exit::Drift,
+        switch::Error::State(_) => Exit::Internal,
         _ => Exit::Kong,
     }
 }

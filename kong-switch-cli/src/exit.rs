@@ -1,6 +1,12 @@
-//! The documented exit codes (README "Exit codes"), in one place.
+//! The documented exit codes (README "Exit codes").
+//!
+//! The numbers shared with the switch engine come from `kong_switch_core::switch::exit_code`;
+//! the CLI adds the two that only it can tell: internal failures (1) and an unreachable
+//! Kong (10).
 
 use std::process::ExitCode;
+
+use kong_switch_core::switch::{Outcome, exit_code};
 
 /// Why the process ends; each maps to one documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,17 +39,29 @@ impl Exit {
     /// The numeric code.
     pub fn code(self) -> u8 {
         match self {
-            Exit::Ok => 0,
+            Exit::Ok => exit_code::OK,
             Exit::Internal => 1,
-            Exit::Usage => 2,
-            Exit::GateRefused => 3,
-            Exit::RolledBack => 4,
-            Exit::Kong => 5,
-            Exit::Locked => 6,
-            Exit::VerificationFailed => 7,
-            Exit::Interrupted => 8,
-            Exit::Drift => 9,
+            Exit::Usage => exit_code::USAGE,
+            Exit::GateRefused => exit_code::REFUSED,
+            Exit::RolledBack => exit_code::ROLLED_BACK,
+            Exit::Kong => exit_code::API_ERROR,
+            Exit::Locked => exit_code::LOCKED,
+            Exit::VerificationFailed => exit_code::VERIFICATION_FAILED,
+            Exit::Interrupted => exit_code::INTERRUPTED,
+            Exit::Drift => exit_code::NEEDS_ATTENTION,
             Exit::Unreachable => 10,
+        }
+    }
+}
+
+impl From<Outcome> for Exit {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Completed | Outcome::NoOp | Outcome::DryRun => Exit::Ok,
+            Outcome::Refused => Exit::GateRefused,
+            Outcome::RolledBack => Exit::RolledBack,
+            Outcome::VerificationFailed => Exit::VerificationFailed,
+            Outcome::Interrupted => Exit::Interrupted,
         }
     }
 }
@@ -51,5 +69,29 @@ impl Exit {
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_maps_to_the_engines_code() {
+        for outcome in [
+            Outcome::Completed,
+            Outcome::NoOp,
+            Outcome::DryRun,
+            Outcome::Refused,
+            Outcome::RolledBack,
+            Outcome::VerificationFailed,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(
+                Exit::from(outcome).code(),
+                outcome.exit_code(),
+                "{outcome:?}"
+            );
+        }
     }
 }

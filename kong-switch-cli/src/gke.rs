@@ -2,15 +2,16 @@
 //! from `--state` (a directory or `firestore://PROJECT[/DATABASE]/COLLECTION`), and the exit
 //! codes of the gke crate's errors.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use kong_switch_gke::k8s::{Cluster, KubeOptions, Progress, RolloutProgress, RunContext};
-use kong_switch_gke::{AnyLog, Error, FirestoreEndpoint, StateLocation};
+use kong_switch_gke::{AnyLog, Error, FirestoreEndpoint, FirestoreLog, StateLocation};
 
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::error::{CliError, admin_exit};
+use kong_switch_core::admin;
+
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::output::Printer;
 
@@ -29,6 +30,9 @@ pub struct KubeArgs {
 /// Attributes recorded with every event of the run.
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
+    /// Who runs it (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
     /// Kong service switched by this app; also the state-log target unless --target.
     #[arg(long)]
     pub service: Option<String>,
@@ -126,25 +130,18 @@ fn key_value(value: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Opens the state log `--state` names: a directory (default: the user's state dir) or a
-/// `firestore://` URL (the emulator when `FIRESTORE_EMULATOR_HOST` is set).
-pub async fn open_state(global: &GlobalArgs) -> Result<AnyLog, CliError> {
-    let location = match &global.state {
-        Some(value) => StateLocation::parse(&value.to_string_lossy())?,
-        None => StateLocation::File(default_state_dir()?),
+/// The Firestore log, if `--state` is a `firestore://` URL (the emulator when
+/// `FIRESTORE_EMULATOR_HOST` is set); `None` for a directory.
+pub async fn open_firestore(global: &GlobalArgs) -> Result<Option<AnyLog>, CliError> {
+    let Some(value) = &global.state else {
+        return Ok(None);
     };
-    Ok(AnyLog::open(&location, FirestoreEndpoint::from_env())
-        .await
-        .map_err(Error::from)?)
-}
-
-fn default_state_dir() -> Result<PathBuf, CliError> {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|dir| dir.join("kong-switch"))
-        .ok_or_else(|| {
-            CliError::usage("cannot tell the user's state directory; pass --state DIR or --state firestore://PROJECT/COLLECTION")
-        })
+    match StateLocation::parse(&value.to_string_lossy())? {
+        StateLocation::Firestore(url) => Ok(Some(AnyLog::Firestore(
+            FirestoreLog::connect_to(url, FirestoreEndpoint::from_env()).await?,
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// Connects to the cluster of `--context`/`--namespace`.
@@ -156,29 +153,16 @@ pub async fn cluster(args: &KubeArgs) -> Result<Cluster, CliError> {
     .await?)
 }
 
-/// The run's context: target, actor (`user@host (pid N)`), and recorded attributes.
+/// The run's context: target, actor (`--actor`, else `user@host`), and recorded attributes.
 pub fn run_context(app: &str, args: &RecordArgs) -> RunContext {
     let service = args.service.clone().unwrap_or_else(|| app.to_owned());
     RunContext {
         target: args.target.clone().unwrap_or_else(|| service.clone()),
-        actor: actor(),
+        actor: crate::state::actor(args.actor.as_deref()),
         environment: args.environment.clone(),
         build_id: args.build_id.clone(),
         service: Some(service),
     }
-}
-
-fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{user}@{host} (pid {})", std::process::id())
 }
 
 /// Step and rollout lines on stderr, when progress is enabled (a terminal, not quiet).
@@ -224,7 +208,11 @@ pub fn exit_of(error: &Error) -> Exit {
             Exit::RolledBack
         }
         Error::RollbackFailed { .. } => Exit::Drift,
-        Error::Kong(e) => admin_exit(e),
+        Error::Kong(e) => match e.as_ref() {
+            admin::Error::InvalidConfig { .. } => Exit::Usage,
+            admin::Error::Connect { .. } | admin::Error::Timeout { .. } => Exit::Unreachable,
+            _ => Exit::Kong,
+        },
         Error::KongSetup(_) => Exit::Kong,
         Error::Refused(_) => Exit::GateRefused,
         _ => Exit::Internal,

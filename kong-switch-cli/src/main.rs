@@ -8,6 +8,8 @@ mod exit;
 #[cfg(feature = "gke")]
 mod gke;
 mod output;
+mod progress;
+mod state;
 
 use std::error::Error as _;
 use std::process::ExitCode;
@@ -57,20 +59,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli, printer: &Printer) -> Result<Exit, CliError> {
-    let client = config::admin_client(&cli.global)?;
+    let global = &cli.global;
+    if let Command::History(args) = &cli.command {
+        // Reads the state log only: no Admin API client needed.
+        return commands::history::run(global, printer, args).await;
+    }
+    let client = config::admin_client(global)?;
     match &cli.command {
-        Command::Ping => commands::ping::run(&client, printer).await?,
-        Command::Status(args) => commands::status::run(&client, printer, args).await?,
+        Command::Ping => commands::ping::run(&client, printer).await,
+        Command::Status(args) => commands::status::run(global, client, printer, args).await,
+        Command::Switch(args) => commands::switch::switch(global, client, printer, args).await,
+        Command::Shift(args) => commands::switch::shift(global, client, printer, args).await,
+        Command::Rollback(args) => commands::rollback::run(global, client, printer, args).await,
+        Command::History(args) => commands::history::run(global, printer, args).await,
         #[cfg(feature = "gke")]
         Command::DeployGreen(args) => {
-            return commands::deploy_green::run(&cli.global, &client, printer, args).await;
+            commands::deploy_green::run(global, &client, printer, args).await
         }
         #[cfg(feature = "gke")]
-        Command::RetireBlue(args) => {
-            return commands::retire_blue::run(&cli.global, printer, args).await;
-        }
+        Command::RetireBlue(args) => commands::retire_blue::run(global, printer, args).await,
     }
-    Ok(Exit::Ok)
 }
 
 /// The error and its causes on one line: `a: b: c`, skipping causes already in the message.

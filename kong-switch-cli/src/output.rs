@@ -25,11 +25,6 @@ impl Printer {
         Printer { format, quiet }
     }
 
-    /// The output format.
-    pub fn format(&self) -> OutputFormat {
-        self.format
-    }
-
     /// Whether progress may be drawn: text output, not quiet, stderr is a terminal.
     pub fn progress_enabled(&self) -> bool {
         self.format == OutputFormat::Text && !self.quiet && io::stderr().is_terminal()

@@ -11,9 +11,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use kong_switch_core::model::NameOrId;
-use kong_switch_core::state::{Color, DeploymentStatus, Event, EventKind, StateLog};
+use kong_switch_core::state::{DeploymentStatus, EventKind, StateLog};
 use kong_switch_gke::{FirestoreEndpoint, FirestoreLog, FirestoreUrl};
-use serde_json::json;
 use support::emulator::Emulator;
 use support::fake_kube::FakeKube;
 use support::{NAMESPACE, kong, kong_client, seed_blue};
@@ -84,14 +83,30 @@ async fn deploy_green_switch_retire_blue_end_to_end_with_the_firestore_log() {
         "{stdout}"
     );
 
-    // 2. the switch, as the engine records it (main's `switch` command is not merged yet):
-    //    Kong's service moves to the green upstream, the log says green is active.
+    // 2. the switch, by the real `switch` command (the stand-in cannot resolve the cluster
+    //    DNS name, so its health view of green is not HEALTHY: the health gate is relaxed).
+    let out = run(&[
+        "switch",
+        "orders",
+        "--min-healthy",
+        "0",
+        "--environment",
+        "production",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let client = kong_client(&kong);
-    client
+    let service = client
         .services()
-        .update(&NameOrId::from("orders"), &json!({"host": "orders-green"}))
+        .get(&NameOrId::from("orders"))
         .await
-        .expect("switch the service");
+        .expect("read the service");
+    assert_eq!(service.host, "orders-green", "Kong routes orders to green");
     let url: FirestoreUrl = state.parse().expect("valid URL");
     let log = FirestoreLog::connect_to(
         url,
@@ -101,15 +116,6 @@ async fn deploy_green_switch_retire_blue_end_to_end_with_the_firestore_log() {
     )
     .await
     .expect("connect");
-    log.append(
-        Event::new("orders", EventKind::Completed)
-            .with_sides("blue", "green")
-            .with_color(Color::Green)
-            .with_status(DeploymentStatus::Active)
-            .with_strategy("upstream"),
-    )
-    .await
-    .expect("record the switch");
 
     // 3. retire-blue
     let out = run(&[
@@ -144,6 +150,8 @@ async fn deploy_green_switch_retire_blue_end_to_end_with_the_firestore_log() {
             )
         })
         .collect();
+    // deploy-green: deploying → testing; switch: intent → completed (green active) → blue
+    // idle; retire-blue: blue idle (scaled to 0).
     assert_eq!(
         seen,
         [
@@ -159,31 +167,36 @@ async fn deploy_green_switch_retire_blue_end_to_end_with_the_firestore_log() {
                 Some(DeploymentStatus::Testing),
                 Some("green".into())
             ),
+            (3, EventKind::Intent, None, None),
             (
-                3,
+                4,
                 EventKind::Completed,
                 Some(DeploymentStatus::Active),
                 Some("green".into())
             ),
             (
-                4,
+                5,
+                EventKind::Status,
+                Some(DeploymentStatus::Idle),
+                Some("blue".into())
+            ),
+            (
+                6,
                 EventKind::Status,
                 Some(DeploymentStatus::Idle),
                 Some("blue".into())
             ),
         ]
     );
+    let retired = &history.events[5];
+    assert_eq!(retired.deployment.as_deref(), Some("orders-blue"));
+    assert_eq!(retired.reason.as_deref(), Some("scaled to 0 (was 2)"));
     let testing = &history.events[1];
     assert_eq!(testing.environment.as_deref(), Some("production"));
     assert_eq!(testing.build_id.as_deref(), Some("build-7"));
     assert_eq!(testing.version.as_deref(), Some("2.0"));
     assert_eq!(testing.deployment.as_deref(), Some("orders-green"));
-    assert!(
-        testing
-            .actor
-            .as_deref()
-            .is_some_and(|a| a.contains("(pid "))
-    );
+    assert!(testing.actor.as_deref().is_some_and(|a| a.contains('@')));
     let current = log
         .current("orders")
         .await

@@ -9,54 +9,7 @@ use serde::Serialize;
 
 use crate::admin::{KongClient, ListParams};
 use crate::model::{Mode, NameOrId, Route, Service, TargetHealth, Upstream};
-
-/// How the blue and green sides are named: by suffix (`orders-blue`) or by a color tag
-/// (`kong-switch.color=green`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Naming {
-    /// Suffix of blue names, `-blue` by default.
-    pub blue_suffix: String,
-    /// Suffix of green names, `-green` by default.
-    pub green_suffix: String,
-    /// Tag key that names an entity's color, `kong-switch.color` by default.
-    pub color_tag: String,
-}
-
-impl Default for Naming {
-    fn default() -> Self {
-        Naming {
-            blue_suffix: "-blue".into(),
-            green_suffix: "-green".into(),
-            color_tag: "kong-switch.color".into(),
-        }
-    }
-}
-
-impl Naming {
-    /// The color of an entity: its color tag if it has one, else its name's suffix.
-    pub fn color_of(&self, name: &str, tags: Option<&[String]>) -> Option<String> {
-        let prefix = format!("{}=", self.color_tag);
-        let tagged = tags
-            .into_iter()
-            .flatten()
-            .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned));
-        tagged.or_else(|| {
-            if name.ends_with(&self.blue_suffix) {
-                Some("blue".to_owned())
-            } else if name.ends_with(&self.green_suffix) {
-                Some("green".to_owned())
-            } else {
-                None
-            }
-        })
-    }
-
-    /// The base of a side's name: `orders` for `orders-blue` or `orders-green`.
-    pub fn base_of<'a>(&self, name: &'a str) -> Option<&'a str> {
-        name.strip_suffix(&self.blue_suffix)
-            .or_else(|| name.strip_suffix(&self.green_suffix))
-    }
-}
+use crate::switch::Sides;
 
 /// `kong-switch ping`: the Admin API answered, and what it is.
 #[derive(Debug, Clone, Serialize)]
@@ -186,7 +139,7 @@ pub struct TargetStatus {
 pub async fn service_status(
     client: &KongClient,
     service: &NameOrId,
-    naming: &Naming,
+    sides: &Sides,
 ) -> crate::admin::Result<ServiceStatus> {
     let services = client.services();
     let (node, svc, routes) = futures::try_join!(
@@ -194,11 +147,11 @@ pub async fn service_status(
         services.get(service),
         client.routes_of_service(service),
     )?;
-    let upstream = upstream_status(client, &svc, naming, node.mode).await?;
+    let upstream = upstream_status(client, &svc, sides, node.mode).await?;
     let service_color = svc
         .name
         .as_deref()
-        .and_then(|n| naming.color_of(n, svc.tags.as_deref()));
+        .and_then(|n| sides.color_of(n, svc.tags.as_deref()));
     let active_color = match &upstream {
         Some(u) => u.color.clone().or_else(|| weighted_color(&u.targets)),
         None => service_color.clone(),
@@ -218,7 +171,7 @@ pub async fn service_status(
 async fn upstream_status(
     client: &KongClient,
     svc: &Service,
-    naming: &Naming,
+    sides: &Sides,
     mode: Mode,
 ) -> crate::admin::Result<Option<UpstreamStatus>> {
     let key = NameOrId::from(svc.host.as_str());
@@ -254,19 +207,19 @@ async fn upstream_status(
             target: t.target.clone(),
             weight: t.weight(),
             health: health_of(t.id.as_deref(), &t.target),
-            color: naming.color_of("", t.tags.as_deref()),
+            color: sides.target_color(t),
         })
         .collect();
-    Ok(Some(summarize_upstream(&upstream, naming, targets)))
+    Ok(Some(summarize_upstream(&upstream, sides, targets)))
 }
 
-fn summarize_upstream(u: &Upstream, naming: &Naming, targets: Vec<TargetStatus>) -> UpstreamStatus {
+fn summarize_upstream(u: &Upstream, sides: &Sides, targets: Vec<TargetStatus>) -> UpstreamStatus {
     UpstreamStatus {
         id: u.id.clone(),
         name: u.name.clone(),
         algorithm: u.algorithm.clone(),
         healthchecks_enabled: u.healthchecks_enabled(),
-        color: naming.color_of(&u.name, u.tags.as_deref()),
+        color: sides.color_of(&u.name, u.tags.as_deref()),
         targets,
     }
 }
@@ -304,26 +257,6 @@ fn summarize_route(route: &Route) -> RouteSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn color_comes_from_tag_before_suffix() {
-        let naming = Naming::default();
-        assert_eq!(
-            naming.color_of("orders-blue", None).as_deref(),
-            Some("blue")
-        );
-        assert_eq!(
-            naming.color_of("orders-green", None).as_deref(),
-            Some("green")
-        );
-        let tags = vec!["kong-switch.color=green".to_owned()];
-        assert_eq!(
-            naming.color_of("orders-blue", Some(&tags)).as_deref(),
-            Some("green")
-        );
-        assert_eq!(naming.color_of("orders", None), None);
-        assert_eq!(naming.base_of("orders-green"), Some("orders"));
-    }
 
     #[test]
     fn split_weights_have_no_single_active_color() {

@@ -19,7 +19,7 @@ fn kong_body(status: u16, body: &'static str) -> ResponseTemplate {
 
 fn kong_error(err: Error) -> KongError {
     match err {
-        Error::Kong(kong) => kong,
+        Error::Kong(kong) => *kong,
         other => panic!("expected a Kong error, got {other:?}"),
     }
 }

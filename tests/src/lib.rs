@@ -5,7 +5,9 @@
 //! - [`backend`]: tiny "blue"/"green" HTTP backends with switchable health.
 //! - [`harness`]: `Env` runs a test against the stand-in, or against a real Kong when
 //!   `KONG_ADMIN_URL` is set.
+//! - [`cli`]: runs the real `kong-switch` binary.
 
 pub mod backend;
+pub mod cli;
 pub mod harness;
 pub mod standin;

@@ -10,6 +10,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 use crate::gke::{self, DeployGreenArgs, StderrProgress};
 use crate::output::{Printer, Render};
+use crate::state;
 
 /// Runs `deploy-green`.
 pub async fn run(
@@ -18,7 +19,7 @@ pub async fn run(
     printer: &Printer,
     args: &DeployGreenArgs,
 ) -> Result<Exit, CliError> {
-    let log = gke::open_state(global).await?;
+    let log = state::open_log(global).await?;
     let cluster = gke::cluster(&args.kube).await?;
     let request = DeployGreen {
         blue: args.blue.clone(),

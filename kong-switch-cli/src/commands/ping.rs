@@ -6,13 +6,14 @@ use kong_switch_core::admin::KongClient;
 use kong_switch_core::inspect::{self, PingReport};
 
 use crate::error::CliError;
+use crate::exit::Exit;
 use crate::output::{Printer, Render, or_dash};
 
 /// Runs `ping`.
-pub async fn run(client: &KongClient, printer: &Printer) -> Result<(), CliError> {
+pub async fn run(client: &KongClient, printer: &Printer) -> Result<Exit, CliError> {
     let report = inspect::ping(client).await?;
     printer.print(&report)?;
-    Ok(())
+    Ok(Exit::Ok)
 }
 
 impl Render for PingReport {

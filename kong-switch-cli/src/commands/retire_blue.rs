@@ -9,6 +9,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 use crate::gke::{self, RetireBlueArgs, StderrProgress};
 use crate::output::{Printer, Render};
+use crate::state;
 
 /// Runs `retire-blue`.
 pub async fn run(
@@ -16,7 +17,7 @@ pub async fn run(
     printer: &Printer,
     args: &RetireBlueArgs,
 ) -> Result<Exit, CliError> {
-    let log = gke::open_state(global).await?;
+    let log = state::open_log(global).await?;
     let cluster = gke::cluster(&args.kube).await?;
     let request = RetireBlue {
         blue: args.blue.clone(),

@@ -3,26 +3,42 @@
 use std::io::{self, Write};
 
 use kong_switch_core::admin::KongClient;
-use kong_switch_core::inspect::{self, Naming, ServiceStatus};
+use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
+use kong_switch_core::state::{Event, StateLog};
+use kong_switch_core::switch::{Drift, DriftState, Engine};
+use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::{GlobalArgs, StatusArgs};
+use crate::commands::history::event_line;
 use crate::error::CliError;
+use crate::exit::Exit;
 use crate::output::{Printer, Render, or_dash};
+use crate::state;
 
-/// Runs `status`.
+/// `status --output json`: where traffic goes, what the log says last, and whether the two
+/// agree.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// Kong's view.
+    #[serde(flatten)]
+    pub kong_view: ServiceStatus,
+    /// The last event logged for the service, if any.
+    pub last_event: Option<Event>,
+    /// The log compared with Kong.
+    pub drift: Drift,
+}
+
+/// Runs `status`. Exits 9 when Kong and the log disagree or a run was left unfinished.
 pub async fn run(
-    client: &KongClient,
+    global: &GlobalArgs,
+    client: KongClient,
     printer: &Printer,
     args: &StatusArgs,
-) -> Result<(), CliError> {
-    let naming = Naming {
-        blue_suffix: args.naming.blue_suffix.clone(),
-        green_suffix: args.naming.green_suffix.clone(),
-        ..Naming::default()
-    };
+) -> Result<Exit, CliError> {
+    let sides = super::switch::sides(&args.naming);
     let service = NameOrId::from(args.service.as_str());
-    let report = inspect::service_status(client, &service, &naming)
+    let kong_view = inspect::service_status(&client, &service, &sides)
         .await
         .map_err(|e| {
             if e.is_not_found() {
@@ -34,72 +50,114 @@ pub async fn run(
                 e.into()
             }
         })?;
-    printer.print(&report)?;
-    Ok(())
+    let log = state::open_log(global).await?;
+    let last_event = log.last(service.as_str()).await?;
+    let drift = Engine::new(client, log).drift(service.as_str()).await?;
+    let exit = match drift.state {
+        DriftState::NoHistory | DriftState::InSync => Exit::Ok,
+        DriftState::Drifted | DriftState::DanglingIntent => Exit::Drift,
+    };
+    printer.print(&StatusReport {
+        kong_view,
+        last_event,
+        drift,
+    })?;
+    Ok(exit)
 }
 
-impl Render for ServiceStatus {
+impl Render for StatusReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let svc = &self.service;
-        writeln!(
-            out,
-            "service {} → host {}:{} ({})",
-            or_dash(svc.name.as_deref().or(svc.id.as_deref())),
-            svc.host,
-            or_dash(svc.port),
-            or_dash(svc.protocol.as_deref()),
-        )?;
-        writeln!(
-            out,
-            "active: {}   (Kong {}, {} mode)",
-            self.active_color
-                .as_deref()
-                .unwrap_or("unknown (no blue/green name or tag)"),
-            self.kong.version,
-            self.kong.mode
-        )?;
-        for route in &self.routes {
-            writeln!(
-                out,
-                "  route {}  paths {}  hosts {}",
-                or_dash(route.name.as_deref().or(route.id.as_deref())),
-                list_or_dash(&route.paths),
-                list_or_dash(&route.hosts)
-            )?;
+        render_kong_view(&self.kong_view, out)?;
+        match &self.last_event {
+            Some(e) => writeln!(out, "last event: {}", event_line(e))?,
+            None => writeln!(out, "last event: none recorded")?,
         }
-        match &self.upstream {
-            None => writeln!(
-                out,
-                "  host is not a Kong upstream: traffic goes to it directly"
-            )?,
-            Some(u) => {
+        let verdict = match self.drift.state {
+            DriftState::NoHistory => "nothing recorded to compare",
+            DriftState::InSync => "Kong matches the log",
+            DriftState::Drifted => "DRIFT: Kong differs from the log",
+            DriftState::DanglingIntent => {
+                "UNFINISHED RUN: an intent has no outcome; `kong-switch rollback` or a re-run resolves it"
+            }
+        };
+        writeln!(out, "log vs Kong: {verdict}")?;
+        if matches!(
+            self.drift.state,
+            DriftState::Drifted | DriftState::DanglingIntent
+        ) {
+            writeln!(out, "  {}", self.drift.message)?;
+            for v in self.drift.values.iter().filter(|v| v.expected != v.kong) {
                 writeln!(
                     out,
-                    "  upstream {} ({}, health checks {})",
-                    u.name,
-                    or_dash(u.algorithm.as_deref()),
-                    if u.healthchecks_enabled { "on" } else { "off" }
+                    "  {} {}: log expects {}, Kong has {}",
+                    v.read, v.pointer, v.expected, v.kong
                 )?;
-                if u.targets.is_empty() {
-                    writeln!(out, "    no targets: Kong answers 503 for this service")?;
-                }
-                for t in &u.targets {
-                    writeln!(
-                        out,
-                        "    target {:<28} weight {:>5}  {}{}",
-                        t.target,
-                        t.weight,
-                        t.health.as_ref().map_or("health unknown", |h| h.as_str()),
-                        t.color
-                            .as_deref()
-                            .map(|c| format!("  [{c}]"))
-                            .unwrap_or_default()
-                    )?;
-                }
             }
         }
         Ok(())
     }
+}
+
+fn render_kong_view(view: &ServiceStatus, out: &mut dyn Write) -> io::Result<()> {
+    let svc = &view.service;
+    writeln!(
+        out,
+        "service {} → host {}:{} ({})",
+        or_dash(svc.name.as_deref().or(svc.id.as_deref())),
+        svc.host,
+        or_dash(svc.port),
+        or_dash(svc.protocol.as_deref()),
+    )?;
+    writeln!(
+        out,
+        "active: {}   (Kong {}, {} mode)",
+        view.active_color
+            .as_deref()
+            .unwrap_or("unknown (no blue/green name or tag, or traffic is split)"),
+        view.kong.version,
+        view.kong.mode
+    )?;
+    for route in &view.routes {
+        writeln!(
+            out,
+            "  route {}  paths {}  hosts {}",
+            or_dash(route.name.as_deref().or(route.id.as_deref())),
+            list_or_dash(&route.paths),
+            list_or_dash(&route.hosts)
+        )?;
+    }
+    match &view.upstream {
+        None => writeln!(
+            out,
+            "  host is not a Kong upstream: traffic goes to it directly"
+        )?,
+        Some(u) => {
+            writeln!(
+                out,
+                "  upstream {} ({}, health checks {})",
+                u.name,
+                or_dash(u.algorithm.as_deref()),
+                if u.healthchecks_enabled { "on" } else { "off" }
+            )?;
+            if u.targets.is_empty() {
+                writeln!(out, "    no targets: Kong answers 503 for this service")?;
+            }
+            for t in &u.targets {
+                writeln!(
+                    out,
+                    "    target {:<28} weight {:>5}  {}{}",
+                    t.target,
+                    t.weight,
+                    t.health.as_ref().map_or("health unknown", |h| h.as_str()),
+                    t.color
+                        .as_deref()
+                        .map(|c| format!("  [{c}]"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list_or_dash(items: &[String]) -> String {

@@ -328,7 +328,7 @@ impl KongClient {
             options: Option<serde_json::Value>,
         }
         match serde_json::from_slice::<Body>(&raw.body) {
-            Ok(body) => Error::Kong(KongError {
+            Ok(body) => Error::Kong(Box::new(KongError {
                 method: req.method,
                 path: req.path.clone(),
                 status: raw.status,
@@ -339,7 +339,7 @@ impl KongClient {
                 name: body.name,
                 code: body.code,
                 fields: body.fields.or(body.options),
-            }),
+            })),
             Err(_) => self.unexpected_body(req, raw),
         }
     }

@@ -51,9 +51,9 @@ pub enum Error {
         after: Duration,
     },
 
-    /// Kong answered non-2xx with its error body decoded.
+    /// Kong answered non-2xx with its error body decoded (boxed: it is the largest variant).
     #[error(transparent)]
-    Kong(KongError),
+    Kong(Box<KongError>),
 
     /// Answer that is not what the Admin API sends (HTML, truncated JSON...).
     #[error(
@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     fn kong(status: u16) -> Error {
-        Error::Kong(KongError {
+        Error::Kong(Box::new(KongError {
             method: Method::Get,
             path: "/services/x".into(),
             status,
@@ -235,7 +235,7 @@ mod tests {
             name: None,
             code: None,
             fields: None,
-        })
+        }))
     }
 
     #[test]

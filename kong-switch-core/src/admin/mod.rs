@@ -11,10 +11,6 @@
 //! - [`Node`]: every version- and mode-dependent behaviour, derived from `GET /` once.
 //! - [`Error`]: one error type; Kong's own error bodies are decoded into [`KongError`].
 
-// `Error` is 128 bytes because the agreed `Error::Kong(KongError)` keeps Kong's error inline;
-// boxing it would change the contract's pattern shape. Revisit together with the engine.
-#![allow(clippy::result_large_err)]
-
 mod client;
 mod config;
 mod error;

@@ -1,2 +1,47 @@
-//! The switch engine. (On branch `gke` only: an empty module so that `main`'s
-//! `pub mod switch;` compiles until the engine is committed there; merging `main` replaces it.)
+//! The switch engine: moves traffic from the active side to the other one, health-gated,
+//! atomic where Kong allows it, reversible, and recorded (design §2–§3).
+//!
+//! The engine reads a snapshot of Kong concurrently, computes a [`Plan`] (ordered writes,
+//! each with its precomputed undo and read-back check) without I/O, gates it, records the
+//! intent in the state log, applies it with read-back, waits until every node serves the
+//! new side and verifies through the proxy, and records the outcome. Any failure after the
+//! first write runs the undo in reverse (Kong is read first: only values that differ are
+//! written). A dry run is the plan, printed.
+//!
+//! | strategy | writes |
+//! |---|---|
+//! | `upstream` | `PATCH /services/{s}` `{"host": "<green upstream>"}` |
+//! | `route` | `PATCH /routes/{r}` `{"service": {"id": …}}` per route |
+//! | `weights` | `PATCH /upstreams/{u}/targets/{id}` `{"weight": …}` per target and step, raising before lowering |
+//! | DB-less node | one `POST /config` per stage with the edited declarative config |
+//!
+//! Entry points: [`Engine::plan`], [`Engine::switch`], [`Engine::switch_batch`],
+//! [`Engine::rollback`], [`Engine::drift`]. Outcomes map to exit codes with
+//! [`Outcome::exit_code`], [`Error::exit_code`] and [`Drift::exit_code`].
+
+mod apply;
+mod engine;
+mod error;
+pub mod gates;
+mod plan;
+mod progress;
+mod report;
+mod request;
+mod snapshot;
+pub mod verify;
+
+pub use engine::{ComparedValue, Drift, DriftState, Engine, KongState};
+pub use error::{Error, Result, exit_code};
+pub use gates::GateOutcome;
+pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
+pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use report::{
+    BatchReport, ConvergenceMethod, Durations, NodeConvergence, Outcome, ReadStats, Recovery,
+    RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
+};
+pub use request::{
+    DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe,
+    Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount,
+    VerifyConfig, WeightsOptions, parse_duration,
+};
+pub use verify::VerificationReport;

@@ -1,0 +1,34 @@
+//! `kong-switch rollback <target>`.
+
+use std::io::{self, IsTerminal};
+use std::sync::Arc;
+
+use kong_switch_core::admin::KongClient;
+use kong_switch_core::switch::Engine;
+
+use crate::cli::{GlobalArgs, RollbackArgs};
+use crate::error::CliError;
+use crate::exit::Exit;
+use crate::output::Printer;
+use crate::progress::{CliProgress, SharedProgress};
+use crate::state;
+
+/// Runs `rollback`: restores what the last intent saved, writing only what differs in Kong.
+pub async fn run(
+    global: &GlobalArgs,
+    client: KongClient,
+    printer: &Printer,
+    args: &RollbackArgs,
+) -> Result<Exit, CliError> {
+    let log = state::open_log(global).await?;
+    let progress = Arc::new(CliProgress::new(
+        printer.progress_enabled(),
+        io::stderr().is_terminal(),
+    ));
+    let engine = Engine::new(client, log).with_progress(SharedProgress(Arc::clone(&progress)));
+    let actor = state::actor(args.actor.as_deref());
+    let report = engine.rollback(&args.target, &actor, args.lease_ttl).await;
+    progress.finish();
+    printer.print(&report?)?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,71 @@
+//! Where the state log lives.
+
+use std::path::PathBuf;
+
+use kong_switch_core::state::FileLog;
+
+use crate::cli::GlobalArgs;
+use crate::error::CliError;
+
+/// The state log: the file log, or with the `gke` feature the file or Firestore log.
+#[cfg(feature = "gke")]
+pub type Log = kong_switch_gke::AnyLog;
+/// The state log: the file log, or with the `gke` feature the file or Firestore log.
+#[cfg(not(feature = "gke"))]
+pub type Log = FileLog;
+
+/// Opens the state log `--state` names: with the `gke` feature, `firestore://…` is the
+/// Firestore log; anything else is the directory of the file log (see [`open_file_log`]).
+pub async fn open_log(args: &GlobalArgs) -> Result<Log, CliError> {
+    #[cfg(feature = "gke")]
+    if let Some(log) = crate::gke::open_firestore(args).await? {
+        return Ok(log);
+    }
+    let log = open_file_log(args)?;
+    #[cfg(feature = "gke")]
+    let log = kong_switch_gke::AnyLog::File(log);
+    Ok(log)
+}
+
+/// Opens the embedded file log: `--state` (or `KONG_SWITCH_STATE`), else the user's state
+/// directory (`$XDG_STATE_HOME/kong-switch`, `~/.local/state/kong-switch`; the local data
+/// directory on systems without a state directory).
+pub fn open_file_log(args: &GlobalArgs) -> Result<FileLog, CliError> {
+    let dir = match &args.state {
+        Some(dir) => dir.clone(),
+        None => default_dir().ok_or_else(|| {
+            CliError::usage(
+                "cannot find a state directory for this user (no HOME?); pass --state DIR",
+            )
+        })?,
+    };
+    FileLog::open(&dir).map_err(|e| {
+        CliError::usage(format!(
+            "--state {}: cannot open the state log ({e}); pass a writable directory",
+            dir.display()
+        ))
+    })
+}
+
+fn default_dir() -> Option<PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("kong-switch"))
+}
+
+/// Who is switching: `--actor`, else `$USER@host`.
+pub fn actor(explicit: Option<&str>) -> String {
+    if let Some(actor) = explicit.filter(|a| !a.trim().is_empty()) {
+        return actor.trim().to_owned();
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{user}@{host}")
+}

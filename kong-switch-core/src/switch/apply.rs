@@ -1,0 +1,280 @@
+//! Executing a plan: writes with read-back, bake times, and restores.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{AdminRequest, KongClient};
+
+use super::plan::{Check, Plan, RestoreItem};
+use super::progress::{Progress, ProgressEvent};
+use super::report::{RollbackCause, StepReport, StepStatus};
+
+/// Whether two JSON values are the same Kong value (numbers compared numerically).
+pub(crate) fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < f64::EPSILON,
+        _ => a == b,
+    }
+}
+
+/// Reads the current value of a check; `None` if the entity is gone or the field missing.
+pub(crate) async fn read_value(
+    client: &KongClient,
+    check: &Check,
+) -> Result<Option<Value>, super::error::Error> {
+    let entity: Option<Value> = client.execute_opt(&check.read).await?;
+    Ok(entity.and_then(|e| e.pointer(&check.pointer).cloned()))
+}
+
+/// Why forward application stopped early.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stopped {
+    /// Index of the step that failed, or of the next step not started (cancelled).
+    pub step: usize,
+    /// Why.
+    pub cause: RollbackCause,
+    /// In words.
+    pub reason: String,
+}
+
+/// The result of applying (part of) a plan.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Steps applied and read back (a prefix of the plan).
+    pub applied: usize,
+    /// Stages fully applied (baked, except possibly the last).
+    pub stages_done: usize,
+    /// Writes sent, including a failed one.
+    pub writes: Vec<AdminRequest>,
+    /// Per step.
+    pub steps: Vec<StepReport>,
+    /// Set when the run stopped before the end of the plan.
+    pub stopped: Option<Stopped>,
+}
+
+/// Sends one write and reads its checks back.
+async fn write_and_check(
+    client: &KongClient,
+    request: &AdminRequest,
+    checks: &[Check],
+    want_after: bool,
+) -> Result<(), (RollbackCause, String)> {
+    client
+        .execute::<Value>(request)
+        .await
+        .map_err(|e| (RollbackCause::WriteFailed, e.to_string()))?;
+    for check in checks {
+        let want = if want_after {
+            &check.after
+        } else {
+            &check.before
+        };
+        let got = read_value(client, check).await.map_err(|e| {
+            (
+                RollbackCause::ReadbackMismatch,
+                format!("read-back {} failed: {e}", check.read),
+            )
+        })?;
+        if !got.as_ref().is_some_and(|g| same_value(g, want)) {
+            return Err((
+                RollbackCause::ReadbackMismatch,
+                format!(
+                    "read-back of {} {} shows {}, expected {want}",
+                    check.read.path,
+                    check.pointer,
+                    got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps unless cancelled; `false` when cancelled.
+pub(crate) async fn wait(d: Duration, cancel: &CancellationToken) -> bool {
+    if d.is_zero() {
+        return !cancel.is_cancelled();
+    }
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Applies the plan's steps in order, stage by stage, reading each back, waiting the bake
+/// time after each stage but the last. Stops between steps when cancelled.
+/// `after_stage(stage)` runs after each completed stage (to log `weights` steps).
+pub(crate) async fn apply_plan<F, Fut>(
+    client: &KongClient,
+    plan: &Plan,
+    cancel: &CancellationToken,
+    progress: &dyn Progress,
+    mut after_stage: F,
+) -> Applied
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut out = Applied {
+        steps: plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepReport {
+                index: i + 1,
+                stage: s.stage,
+                description: s.description.clone(),
+                request: s.request.clone(),
+                status: StepStatus::Planned,
+                error: None,
+            })
+            .collect(),
+        ..Applied::default()
+    };
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        if cancel.is_cancelled() {
+            out.stopped = Some(Stopped {
+                step: i,
+                cause: RollbackCause::Interrupted,
+                reason: format!("interrupted before step {} of {total}", i + 1),
+            });
+            return out;
+        }
+        out.writes.push(step.request.clone());
+        if let Err((cause, reason)) =
+            write_and_check(client, &step.request, &step.checks, true).await
+        {
+            out.steps[i].status = StepStatus::Failed;
+            out.steps[i].error = Some(reason.clone());
+            out.stopped = Some(Stopped {
+                step: i,
+                cause,
+                reason: format!(
+                    "step {} of {total} ({}) failed: {reason}",
+                    i + 1,
+                    step.description
+                ),
+            });
+            return out;
+        }
+        out.applied = i + 1;
+        out.steps[i].status = StepStatus::Applied;
+        progress.event(ProgressEvent::StepApplied {
+            index: i + 1,
+            of: total,
+            description: step.description.clone(),
+        });
+        let stage_complete = plan
+            .steps
+            .get(i + 1)
+            .is_none_or(|next| next.stage != step.stage);
+        if stage_complete {
+            out.stages_done = step.stage + 1;
+            after_stage(step.stage).await;
+            let bake = plan
+                .stages
+                .get(step.stage)
+                .map(|s| s.bake)
+                .unwrap_or_default();
+            if i + 1 < total && !bake.is_zero() {
+                progress.event(ProgressEvent::Waiting {
+                    what: format!(
+                        "bake time after {}",
+                        plan.stages
+                            .get(step.stage)
+                            .map_or("the step", |s| s.label.as_str())
+                    ),
+                    up_to: bake,
+                });
+                if !wait(bake, cancel).await {
+                    out.stopped = Some(Stopped {
+                        step: i + 1,
+                        cause: RollbackCause::Interrupted,
+                        reason: format!(
+                            "interrupted during the bake time after step {} of {total}",
+                            i + 1
+                        ),
+                    });
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A restore that could not finish.
+#[derive(Debug)]
+pub(crate) struct RestoreFailed {
+    /// What failed.
+    pub message: String,
+    /// Writes sent before the failure.
+    pub writes: Vec<AdminRequest>,
+    /// Restore writes not applied.
+    pub remaining: Vec<AdminRequest>,
+}
+
+/// Restores saved values: for each item, reads Kong first and writes only where it differs
+/// (Kong is the source of truth), then reads back. Returns the writes sent.
+pub(crate) async fn restore(
+    client: &KongClient,
+    items: &[RestoreItem],
+    progress: &dyn Progress,
+) -> Result<Vec<AdminRequest>, RestoreFailed> {
+    let mut writes = Vec::new();
+    let total = items.len();
+    for (i, item) in items.iter().enumerate() {
+        let mut differs = false;
+        for check in &item.checks {
+            match read_value(client, check).await {
+                Ok(Some(v)) if same_value(&v, &check.before) => {}
+                Ok(_) => differs = true,
+                Err(e) => {
+                    return Err(RestoreFailed {
+                        message: format!(
+                            "cannot read {} before restoring it: {e}",
+                            check.read.path
+                        ),
+                        writes,
+                        remaining: items[i..].iter().map(|r| r.request.clone()).collect(),
+                    });
+                }
+            }
+        }
+        if !differs {
+            continue;
+        }
+        progress.event(ProgressEvent::RollingBack {
+            index: i + 1,
+            of: total,
+            description: item.request.to_string(),
+        });
+        writes.push(item.request.clone());
+        if let Err((_, reason)) = write_and_check(client, &item.request, &item.checks, false).await
+        {
+            return Err(RestoreFailed {
+                message: format!("restore write {} failed: {reason}", item.request),
+                writes,
+                remaining: items[i..].iter().map(|r| r.request.clone()).collect(),
+            });
+        }
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_compare_numerically_and_other_values_exactly() {
+        assert!(same_value(&json!(10), &json!(10.0)));
+        assert!(!same_value(&json!(10), &json!(11)));
+        assert!(same_value(&json!("orders-green"), &json!("orders-green")));
+        assert!(!same_value(&json!("10"), &json!(10)));
+    }
+}

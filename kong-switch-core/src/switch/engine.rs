@@ -1,0 +1,1703 @@
+//! The engine: lock → read → gate → intend → apply → verify → record → release.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::admin::{KongClient, ListParams, Node, TagFilter};
+use crate::model::{Mode, NameOrId};
+use crate::state::{
+    DeploymentStatus, Event, EventKind, Intent, LeaseRequest, StateLog, Step as LogStep,
+};
+
+use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
+use super::error::{Error, Result, exit_code};
+use super::gates::{self, GateOutcome};
+use super::plan::{Check, Plan, RestoreItem, restore_items};
+use super::progress::{NoProgress, Progress, ProgressEvent};
+use super::report::{
+    BatchReport, ConvergenceMethod, Durations, NodeConvergence, Outcome, ReadStats, Recovery,
+    RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
+};
+use super::request::{
+    OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyConfig,
+};
+use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
+use super::verify::{self, Converged, Poll, VerificationReport};
+
+/// Margin added to the computed convergence timeout.
+const CONVERGENCE_MARGIN: Duration = Duration::from_secs(3);
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The blue/green switch engine over one Kong Admin API and one state log.
+///
+/// ```no_run
+/// use kong_switch_core::admin::{AdminConfig, KongClient};
+/// use kong_switch_core::state::FileLog;
+/// use kong_switch_core::switch::{Engine, SwitchRequest, VerifyConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = KongClient::new(AdminConfig::builder("http://localhost:8001")?.build()?)?;
+/// let engine = Engine::new(client, FileLog::open("/var/lib/kong-switch")?);
+///
+/// let mut request = SwitchRequest::new("orders");          // upstream strategy by default
+/// request.gates.min_healthy = 1.0;                          // every green target HEALTHY
+/// let mut verify = VerifyConfig::new("http://localhost:8000/orders".parse()?);
+/// verify.expect_header = Some("x-color=green".parse()?);    // answers must come from green
+/// request.verify = Some(verify);
+///
+/// let plan = engine.plan(&request).await?;                  // what it would write
+/// for write in plan.writes() {
+///     println!("{write}");
+/// }
+/// let report = engine.switch(&request).await?;              // lock, gate, write, verify, record
+/// println!("{:?}: {}", report.outcome, report.message);
+/// assert!(report.exit_code() == 0 || report.exit_code() == 3); // switched, or refused
+/// # Ok(())
+/// # }
+/// ```
+pub struct Engine<L> {
+    client: KongClient,
+    log: L,
+    http: reqwest::Client,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+}
+
+impl<L> std::fmt::Debug for Engine<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of converging and verifying.
+struct Verified {
+    nodes: Vec<NodeConvergence>,
+    verification: Option<VerificationReport>,
+    cancelled: bool,
+    failure: Option<String>,
+}
+
+/// What `drift` found, comparing the log's last word with Kong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftState {
+    /// Nothing recorded for the target (or only refusals).
+    NoHistory,
+    /// Kong shows what the log says.
+    InSync,
+    /// Kong differs from what the log says (changed outside kong-switch, or a failed
+    /// rollback). Exit 9.
+    Drifted,
+    /// The last record is an intent without outcome: a run crashed or is running. A re-run of
+    /// the switch, or `rollback`, resolves it. Exit 9.
+    DanglingIntent,
+}
+
+/// Where Kong stands relative to a plan. Serialized in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KongState {
+    /// Every planned value is as before the switch.
+    Before,
+    /// Every planned value is as after the switch.
+    After,
+    /// Some values before, some after (or other values).
+    Partial,
+}
+
+/// One value compared by `drift`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparedValue {
+    /// The read, e.g. `GET /services/orders`.
+    pub read: String,
+    /// JSON pointer, e.g. `/host`.
+    pub pointer: String,
+    /// What the log implies.
+    pub expected: Value,
+    /// What Kong shows (`null` when the entity or field is missing).
+    pub kong: Value,
+}
+
+/// The log's last word about a target compared with Kong (for `status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Target key.
+    pub target: String,
+    /// The finding.
+    pub state: DriftState,
+    /// The last relevant event's kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<EventKind>,
+    /// Its run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
+    /// For a dangling intent: where Kong stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kong: Option<KongState>,
+    /// Every value compared.
+    pub values: Vec<ComparedValue>,
+    /// One sentence.
+    pub message: String,
+}
+
+impl Drift {
+    /// The CLI exit code: 0 when in sync or nothing is recorded, 9 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self.state {
+            DriftState::NoHistory | DriftState::InSync => exit_code::OK,
+            DriftState::Drifted | DriftState::DanglingIntent => exit_code::NEEDS_ATTENTION,
+        }
+    }
+}
+
+/// Checks merged per value: `before` from the first step touching it, `after` from the last.
+fn merged_checks(steps: &[super::plan::Step]) -> Vec<Check> {
+    let mut out: Vec<Check> = Vec::new();
+    for check in steps.iter().flat_map(|s| &s.checks) {
+        match out
+            .iter_mut()
+            .find(|c| c.read.path == check.read.path && c.pointer == check.pointer)
+        {
+            Some(existing) => existing.after = check.after.clone(),
+            None => out.push(check.clone()),
+        }
+    }
+    out
+}
+
+/// The plans saved in an intent (one, or several for a batch).
+fn plans_of(intent: &Intent) -> Vec<Plan> {
+    if let Some(plan) = plan_of_prior(&intent.prior) {
+        return vec![plan];
+    }
+    intent
+        .prior
+        .get("plans")
+        .and_then(|p| serde_json::from_value::<Vec<Plan>>(p.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn all_passed(gates: &[GateOutcome]) -> bool {
+    gates.iter().all(|g| g.passed)
+}
+
+impl<L: StateLog> Engine<L> {
+    /// An engine writing through `client` and recording in `log`.
+    pub fn new(client: KongClient, log: L) -> Self {
+        Engine {
+            client,
+            log,
+            http: reqwest::Client::new(),
+            progress: Arc::new(NoProgress),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Reports progress to `progress` (progress bars).
+    #[must_use]
+    pub fn with_progress(mut self, progress: impl Progress + 'static) -> Self {
+        self.progress = Arc::new(progress);
+        self
+    }
+
+    /// Stops between steps when `token` is cancelled (Ctrl-C), taking the rollback path.
+    #[must_use]
+    pub fn with_cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// The HTTP client used for probes, data-plane health and verification (e.g. with the
+    /// CLI's TLS settings). Default: a plain `reqwest::Client`.
+    #[must_use]
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The state log.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// The Admin API client.
+    pub fn client(&self) -> &KongClient {
+        &self.client
+    }
+
+    fn reader<'a>(&'a self, req: &'a SwitchRequest) -> Reader<'a> {
+        Reader {
+            client: &self.client,
+            http: &self.http,
+            progress: self.progress.as_ref(),
+            req,
+        }
+    }
+
+    fn service_key(req: &SwitchRequest) -> Result<NameOrId> {
+        match &req.target {
+            SwitchTarget::Service(s) => Ok(s.clone()),
+            SwitchTarget::Tagged(_) => Err(Error::invalid(
+                "target",
+                "a tag selection switches several services: use switch_batch",
+            )),
+        }
+    }
+
+    /// Reads Kong and computes the plan without writing, locking or logging.
+    pub async fn plan(&self, req: &SwitchRequest) -> Result<Plan> {
+        req.validate()?;
+        let key = Self::service_key(req)?;
+        Ok(self
+            .reader(req)
+            .prepare(&key, &req.target.key())
+            .await?
+            .plan)
+    }
+
+    /// Runs a switch of one service (design §3). Domain outcomes (no-op, refused, rolled
+    /// back, interrupted, verification failed) are in the report; errors are what kept the
+    /// engine from reaching one, and [`Error::Locked`].
+    pub async fn switch(&self, req: &SwitchRequest) -> Result<SwitchReport> {
+        req.validate()?;
+        let service = Self::service_key(req)?;
+        let key = req.target.key();
+        if req.dry_run {
+            return self.dry_run(req, &service, &key).await;
+        }
+        let lease = self
+            .log
+            .acquire(LeaseRequest::new(
+                key.clone(),
+                req.actor.clone(),
+                req.lease_ttl,
+            ))
+            .await?;
+        let result = self.switch_locked(req, &service, &key).await;
+        self.release(lease).await;
+        result
+    }
+
+    async fn release(&self, lease: crate::state::LeaseGuard) {
+        if let Err(e) = self.log.release(lease).await {
+            tracing::warn!(error = %e, "could not release the lease; it lapses at its expiry");
+        }
+    }
+
+    async fn dry_run(
+        &self,
+        req: &SwitchRequest,
+        service: &NameOrId,
+        key: &str,
+    ) -> Result<SwitchReport> {
+        let started = Instant::now();
+        let reader = self.reader(req);
+        let prepared = reader.prepare(service, key).await?;
+        let read_ms = ms(started.elapsed());
+        let mut report = base_report(key, &prepared);
+        report.durations.read_ms = read_ms;
+        if prepared.plan.is_noop() && all_passed(&prepared.gates) {
+            report.outcome = Outcome::NoOp;
+            report.message = noop_message(&prepared.plan);
+            return Ok(report);
+        }
+        let gates_started = Instant::now();
+        report.gates.extend(reader.probe_gates().await);
+        report.durations.gates_ms = ms(gates_started.elapsed());
+        report.writes = prepared.plan.writes();
+        if all_passed(&report.gates) {
+            report.outcome = Outcome::DryRun;
+            report.message = format!(
+                "{} write(s) would move {} from {} to {}; nothing was written",
+                report.writes.len(),
+                key,
+                prepared.plan.from.name,
+                prepared.plan.to.name
+            );
+        } else {
+            report.outcome = Outcome::Refused;
+            report.message = format!(
+                "the switch would be refused: {}",
+                gates::refusal_reason(&report.gates)
+            );
+        }
+        report.durations.total_ms = ms(started.elapsed());
+        Ok(report)
+    }
+
+    fn event(
+        &self,
+        key: &str,
+        kind: EventKind,
+        run_id: Uuid,
+        req: &SwitchRequest,
+        plan: &Plan,
+    ) -> Event {
+        let mut e = Event::new(key, kind)
+            .with_run_id(run_id)
+            .with_actor(req.actor.clone())
+            .with_strategy(plan.strategy.as_str())
+            .with_sides(plan.from.color.clone(), plan.to.color.clone());
+        match &req.target {
+            SwitchTarget::Service(s) => e = e.with_service(s.as_str()),
+            SwitchTarget::Tagged(_) => {}
+        }
+        // The upstream that receives traffic: the green upstream (upstream strategy) or the
+        // shared one (weights). The route strategy switches services, not upstreams.
+        if plan.strategy != StrategyKind::Route {
+            e = e.with_upstream(plan.to.name.clone());
+        }
+        req.attributes.stamp(e)
+    }
+
+    async fn switch_locked(
+        &self,
+        req: &SwitchRequest,
+        service: &NameOrId,
+        key: &str,
+    ) -> Result<SwitchReport> {
+        let started = Instant::now();
+        let recovered = self.recover(key, &req.actor).await?;
+        let reader = self.reader(req);
+        let prepared = reader.prepare(service, key).await?;
+        let mut report = base_report(key, &prepared);
+        report.recovered = recovered;
+        report.durations.read_ms = ms(started.elapsed());
+        if prepared.plan.is_noop() && all_passed(&prepared.gates) {
+            report.outcome = Outcome::NoOp;
+            report.message = noop_message(&prepared.plan);
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        }
+
+        // Gates.
+        let gates_started = Instant::now();
+        if !prepared.plan.is_noop() {
+            report.gates.extend(reader.probe_gates().await);
+        }
+        report.durations.gates_ms = ms(gates_started.elapsed());
+        let run_id = Uuid::new_v4();
+        report.run_id = Some(run_id);
+        let plan = &prepared.plan;
+        if !all_passed(&report.gates) {
+            let reason = gates::refusal_reason(&report.gates);
+            self.log
+                .append(
+                    self.event(key, EventKind::Refused, run_id, req, plan)
+                        .with_reason(reason.clone()),
+                )
+                .await?;
+            report.outcome = Outcome::Refused;
+            report.message = format!("nothing changed in Kong: {reason}");
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        }
+
+        // Intend.
+        let intent = Intent {
+            strategy: plan.strategy.as_str().to_owned(),
+            from: plan.from.color.clone(),
+            to: plan.to.color.clone(),
+            writes: plan.writes(),
+            undo: plan.undo(),
+            prior: prior_of(plan),
+        };
+        let base = self.event(key, EventKind::Intent, run_id, req, plan);
+        self.log.append(base.clone().with_intent(intent)).await?;
+
+        // Apply.
+        let apply_started = Instant::now();
+        let applied = self.apply_logged(plan, &base).await;
+        report.durations.apply_ms = ms(apply_started.elapsed());
+        report.writes = applied.writes.clone();
+        report.steps = applied.steps.clone();
+        if let Some(stopped) = applied.stopped.clone() {
+            self.roll_back(req, plan, &base, &applied, stopped, &mut report)
+                .await?;
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        }
+
+        // Verify.
+        let verify_started = Instant::now();
+        let verified = self
+            .converge_and_verify(req, std::slice::from_ref(&prepared))
+            .await;
+        report.durations.verify_ms = ms(verify_started.elapsed());
+        report.nodes = verified.nodes;
+        report.verification = verified.verification;
+        let failure = if verified.cancelled {
+            Some(Stopped {
+                step: plan.steps.len(),
+                cause: RollbackCause::Interrupted,
+                reason: "interrupted while waiting for the new side / verifying".into(),
+            })
+        } else {
+            verified.failure.map(|reason| Stopped {
+                step: plan.steps.len(),
+                cause: RollbackCause::VerificationFailed,
+                reason,
+            })
+        };
+        match failure {
+            Some(stopped)
+                if stopped.cause == RollbackCause::VerificationFailed && req.no_rollback =>
+            {
+                self.log
+                    .append(
+                        base.next(EventKind::Completed)
+                            .with_color(plan.to.color.clone())
+                            .with_status(DeploymentStatus::Active)
+                            .with_reason(format!(
+                                "verification failed, rollback disabled: {}",
+                                stopped.reason
+                            )),
+                    )
+                    .await?;
+                report.outcome = Outcome::VerificationFailed;
+                report.message = format!(
+                    "{key} now routes to {} but verification failed (rollback disabled): {}",
+                    plan.to.name, stopped.reason
+                );
+            }
+            Some(stopped) => {
+                self.roll_back(req, plan, &base, &applied, stopped, &mut report)
+                    .await?;
+            }
+            None => {
+                self.record_completed(&base, plan).await?;
+                report.outcome = Outcome::Completed;
+                report.message = format!(
+                    "{key} switched from {} to {} ({} write(s){})",
+                    plan.from.name,
+                    plan.to.name,
+                    report.writes.len(),
+                    if report.verification.is_some() {
+                        ", verified"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        report.durations.total_ms = ms(started.elapsed());
+        Ok(report)
+    }
+
+    async fn record_completed(&self, base: &Event, plan: &Plan) -> Result<()> {
+        self.log
+            .append(
+                base.next(EventKind::Completed)
+                    .with_color(plan.to.color.clone())
+                    .with_status(DeploymentStatus::Active),
+            )
+            .await?;
+        self.log
+            .append(
+                base.next(EventKind::Status)
+                    .with_color(plan.from.color.clone())
+                    .with_status(DeploymentStatus::Idle),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Applies the plan, logging a `step` event after each stage of a `weights` plan.
+    async fn apply_logged(&self, plan: &Plan, base: &Event) -> Applied {
+        let log = &self.log;
+        let stages = plan.stages.len();
+        let weights = plan.strategy == StrategyKind::Weights;
+        apply::apply_plan(
+            &self.client,
+            plan,
+            &self.cancel,
+            self.progress.as_ref(),
+            |stage| {
+                let event = weights.then(|| {
+                    base.next(EventKind::Step).with_step(LogStep {
+                        index: stage,
+                        of: Some(stages),
+                        weights: plan
+                            .stages
+                            .get(stage)
+                            .map(|s| s.weights.clone())
+                            .unwrap_or_default(),
+                    })
+                });
+                async move {
+                    if let Some(event) = event
+                        && let Err(e) = log.append(event).await
+                    {
+                        tracing::warn!(error = %e, stage, "could not log a weights step");
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Takes the documented rollback path after `stopped`, logs it, and fills the report.
+    async fn roll_back(
+        &self,
+        req: &SwitchRequest,
+        plan: &Plan,
+        base: &Event,
+        applied: &Applied,
+        stopped: Stopped,
+        report: &mut SwitchReport,
+    ) -> Result<()> {
+        // A failed write may have taken effect: include it (restore compares first).
+        let upto = match stopped.cause {
+            RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch => {
+                (stopped.step + 1).min(plan.steps.len())
+            }
+            _ => applied.applied,
+        };
+        let keep_last_good = matches!(&req.strategy, Strategy::Weights(o) if o.on_failure == OnFailure::KeepLastGood);
+        let good_stages = if stopped.cause == RollbackCause::VerificationFailed {
+            applied.stages_done.saturating_sub(1)
+        } else {
+            applied.stages_done
+        };
+        let (from, restored) = if keep_last_good && good_stages > 0 {
+            let stage = good_stages - 1;
+            (
+                plan.stage_end(stage),
+                RestoredTo::LastGoodStep {
+                    stage,
+                    percent: plan.stages.get(stage).and_then(|s| s.percent),
+                },
+            )
+        } else {
+            (0, RestoredTo::Start)
+        };
+        let items = restore_items(&plan.steps[from.min(upto)..upto]);
+        let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
+        let restored_writes =
+            match apply::restore(&self.client, &items, self.progress.as_ref()).await {
+                Ok(w) => w,
+                Err(RestoreFailed {
+                    message,
+                    writes,
+                    remaining,
+                }) => {
+                    report.writes.extend(writes);
+                    return Err(Error::Inconsistent {
+                        target: plan.target.clone(),
+                        message: format!("{}; then the rollback failed: {message}", stopped.reason),
+                        remaining,
+                    });
+                }
+            };
+        for s in report.steps.iter_mut().take(upto).skip(from) {
+            if s.status == StepStatus::Applied {
+                s.status = StepStatus::Undone;
+            }
+        }
+        let mut event = base
+            .next(EventKind::RolledBack)
+            .with_reason(stopped.reason.clone())
+            .with_status(DeploymentStatus::RolledBack)
+            .with_color(plan.to.color.clone());
+        let where_now = match &restored {
+            RestoredTo::Start => format!("{} is back on {}", plan.target, plan.from.name),
+            RestoredTo::LastGoodStep { stage, percent } => {
+                if let Some(s) = plan.stages.get(*stage) {
+                    event = event.with_step(LogStep {
+                        index: *stage,
+                        of: Some(plan.stages.len()),
+                        weights: s.weights.clone(),
+                    });
+                }
+                format!(
+                    "{} stays at the last good step ({}% {})",
+                    plan.target,
+                    percent.unwrap_or(0),
+                    plan.to.color
+                )
+            }
+        };
+        self.log.append(event).await?;
+        report.outcome = if stopped.cause == RollbackCause::Interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::RolledBack
+        };
+        report.message = format!("{}; {where_now}", stopped.reason);
+        report.rollback = Some(RollbackReport {
+            cause: stopped.cause,
+            reason: stopped.reason,
+            stopped_at,
+            restored,
+            writes: restored_writes,
+        });
+        Ok(())
+    }
+
+    /// Waits until every node serves the new side, then verifies through the proxy.
+    async fn converge_and_verify(&self, req: &SwitchRequest, prepared: &[Prepared]) -> Verified {
+        let Some(first) = prepared.first() else {
+            return Verified {
+                nodes: Vec::new(),
+                verification: None,
+                cancelled: false,
+                failure: None,
+            };
+        };
+        let node = &first.node;
+        let router = prepared.iter().any(|p| {
+            p.plan.strategy != StrategyKind::Weights && !p.plan.declarative && !p.plan.is_noop()
+        });
+        let primary_delay = primary_delay(node, router);
+        let extra_nodes: Vec<(String, Option<Arc<Node>>)> = join_all(
+            req.nodes
+                .iter()
+                .map(|n| async move { (n.name.clone(), n.client.node().await.ok()) }),
+        )
+        .await;
+        let extra_delay = |n: &Option<Arc<Node>>| -> Duration {
+            match n {
+                Some(n) => {
+                    n.db_update_frequency()
+                        + if router {
+                            n.router_rebuild_delay()
+                        } else {
+                            Duration::ZERO
+                        }
+                }
+                None => Duration::from_secs(10),
+            }
+        };
+        let longest = extra_nodes
+            .iter()
+            .map(|(_, n)| extra_delay(n))
+            .chain(std::iter::once(primary_delay))
+            .max()
+            .unwrap_or_default();
+        let verify = req.verify.as_ref();
+        let timeout = verify
+            .and_then(|v| v.convergence_timeout)
+            .unwrap_or(longest + CONVERGENCE_MARGIN);
+
+        let primary = async {
+            match verify.and_then(|v| v.expect_header.as_ref().map(|h| (v, h))) {
+                Some((v, header)) => {
+                    self.await_proxy("primary", &v.url, header, v, timeout)
+                        .await
+                }
+                None => {
+                    self.await_delay("primary", primary_delay, node_detail(node, router))
+                        .await
+                }
+            }
+        };
+        let others = join_all(req.nodes.iter().zip(&extra_nodes).map(|(n, (_, info))| {
+            let delay = extra_delay(info);
+            async move {
+                match (
+                    verify,
+                    &n.proxy_url,
+                    verify.and_then(|v| v.expect_header.as_ref()),
+                ) {
+                    (Some(v), Some(url), Some(header)) => {
+                        self.await_proxy(&n.name, url, header, v, timeout).await
+                    }
+                    _ => {
+                        let detail = match info {
+                            Some(info) => node_detail_extra(info, router),
+                            None => "GET / failed: waited 10 s".to_owned(),
+                        };
+                        self.await_delay(&n.name, delay, detail).await
+                    }
+                }
+            }
+        }));
+        let (primary, others) = futures::join!(primary, others);
+        let mut nodes = vec![primary];
+        nodes.extend(others);
+        let cancelled = self.cancel.is_cancelled();
+        if cancelled {
+            return Verified {
+                nodes,
+                verification: None,
+                cancelled,
+                failure: None,
+            };
+        }
+        let mut failure = nodes
+            .iter()
+            .find(|n| !n.converged)
+            .map(|n| format!("node {} did not serve the new side: {}", n.node, n.detail));
+        let mut verification = None;
+        if let Some(v) = verify {
+            match verify::measure(&self.http, v, &self.cancel, self.progress.as_ref()).await {
+                None => {
+                    return Verified {
+                        nodes,
+                        verification: None,
+                        cancelled: true,
+                        failure: None,
+                    };
+                }
+                Some(samples) => {
+                    let converged_after = nodes
+                        .first()
+                        .and_then(|n| n.converged_after_ms)
+                        .map(Duration::from_millis);
+                    let r = verify::evaluate(&samples, v, converged_after);
+                    if failure.is_none() {
+                        failure = r
+                            .failure
+                            .clone()
+                            .map(|f| format!("verification failed: {f}"));
+                    }
+                    verification = Some(r);
+                }
+            }
+        }
+        Verified {
+            nodes,
+            verification,
+            cancelled: false,
+            failure,
+        }
+    }
+
+    async fn await_proxy(
+        &self,
+        node: &str,
+        url: &url::Url,
+        header: &super::request::HeaderMatch,
+        v: &VerifyConfig,
+        timeout: Duration,
+    ) -> NodeConvergence {
+        let poll = Poll {
+            url,
+            header,
+            consecutive: v.consecutive,
+            interval: v.interval,
+            request_timeout: v.request_timeout,
+            timeout,
+            node,
+        };
+        match verify::await_new_side(&self.http, poll, &self.cancel, self.progress.as_ref()).await {
+            Converged::After(d) => NodeConvergence {
+                node: node.to_owned(),
+                method: ConvergenceMethod::Proxy,
+                converged: true,
+                converged_after_ms: Some(ms(d)),
+                detail: format!("{} consecutive answers with {header}", v.consecutive),
+            },
+            Converged::TimedOut(d) => NodeConvergence {
+                node: node.to_owned(),
+                method: ConvergenceMethod::Proxy,
+                converged: false,
+                converged_after_ms: None,
+                detail: format!(
+                    "no {} consecutive answers with {header} within {} ms",
+                    v.consecutive,
+                    ms(d)
+                ),
+            },
+            Converged::Cancelled => NodeConvergence {
+                node: node.to_owned(),
+                method: ConvergenceMethod::Proxy,
+                converged: false,
+                converged_after_ms: None,
+                detail: "interrupted".into(),
+            },
+        }
+    }
+
+    async fn await_delay(&self, node: &str, delay: Duration, detail: String) -> NodeConvergence {
+        if delay.is_zero() {
+            return NodeConvergence {
+                node: node.to_owned(),
+                method: ConvergenceMethod::Immediate,
+                converged: true,
+                converged_after_ms: Some(0),
+                detail,
+            };
+        }
+        self.progress.event(ProgressEvent::Waiting {
+            what: format!("{node} to apply the change ({detail})"),
+            up_to: delay,
+        });
+        let done = apply::wait(delay, &self.cancel).await;
+        NodeConvergence {
+            node: node.to_owned(),
+            method: ConvergenceMethod::Waited,
+            converged: done,
+            converged_after_ms: done.then_some(ms(delay)),
+            detail: if done { detail } else { "interrupted".into() },
+        }
+    }
+
+    /// Resolves a dangling intent of `key` (a previous run crashed): Kong fully after → the
+    /// switch is recorded as completed; fully before → recorded as rolled back; in between
+    /// → the start is restored (only values that differ are written) and recorded.
+    async fn recover(&self, key: &str, actor: &str) -> Result<Option<Recovery>> {
+        let history = self.log.history(key).await?;
+        let Some(last) = history.events.iter().rev().find(|e| {
+            matches!(
+                e.kind,
+                EventKind::Intent | EventKind::Completed | EventKind::RolledBack
+            )
+        }) else {
+            return Ok(None);
+        };
+        if last.kind != EventKind::Intent {
+            return Ok(None);
+        }
+        let Some(intent) = last.intent.clone() else {
+            return Ok(None);
+        };
+        let plans = plans_of(&intent);
+        let state = self.kong_state(&plans).await?;
+        let base = last.next(EventKind::RolledBack).with_actor(actor);
+        let (action, writes, event) = match state.0 {
+            KongState::After => (
+                "recorded as completed",
+                Vec::new(),
+                last.next(EventKind::Completed)
+                    .with_actor(actor)
+                    .with_status(DeploymentStatus::Active)
+                    .with_color(intent.to.clone())
+                    .with_reason(
+                        "recovered: the previous run applied every write but recorded no outcome",
+                    ),
+            ),
+            KongState::Before => (
+                "recorded as rolled back",
+                Vec::new(),
+                base.with_status(DeploymentStatus::RolledBack).with_reason(
+                    "recovered: the previous run stopped before any write took effect",
+                ),
+            ),
+            KongState::Partial => {
+                let mut writes = Vec::new();
+                for plan in &plans {
+                    match apply::restore(
+                        &self.client,
+                        &restore_items(&plan.steps),
+                        self.progress.as_ref(),
+                    )
+                    .await
+                    {
+                        Ok(w) => writes.extend(w),
+                        Err(RestoreFailed {
+                            message, remaining, ..
+                        }) => {
+                            return Err(Error::Inconsistent {
+                                target: key.to_owned(),
+                                message: format!("recovering a dangling intent: {message}"),
+                                remaining,
+                            });
+                        }
+                    }
+                }
+                (
+                    "restored the start",
+                    writes,
+                    base.with_status(DeploymentStatus::RolledBack).with_reason(
+                        "recovered: the previous run stopped mid-switch; restored the start",
+                    ),
+                )
+            }
+        };
+        self.log.append(event).await?;
+        Ok(Some(Recovery {
+            run_id: last.run_id,
+            kong: match state.0 {
+                KongState::Before => "before",
+                KongState::After => "after",
+                KongState::Partial => "partial",
+            }
+            .to_owned(),
+            action: action.to_owned(),
+            writes,
+        }))
+    }
+
+    /// Reads every planned value from Kong and classifies it.
+    async fn kong_state(&self, plans: &[Plan]) -> Result<(KongState, Vec<(Check, Value)>)> {
+        let checks: Vec<Check> = plans.iter().flat_map(|p| merged_checks(&p.steps)).collect();
+        let values =
+            futures::future::try_join_all(checks.iter().map(|c| read_value(&self.client, c)))
+                .await?;
+        let pairs: Vec<(Check, Value)> = checks
+            .into_iter()
+            .zip(values)
+            .map(|(c, v)| (c, v.unwrap_or(Value::Null)))
+            .collect();
+        let all_after = pairs.iter().all(|(c, v)| same_value(v, &c.after));
+        let all_before = pairs.iter().all(|(c, v)| same_value(v, &c.before));
+        let state = if all_after && !pairs.is_empty() {
+            KongState::After
+        } else if all_before {
+            KongState::Before
+        } else {
+            KongState::Partial
+        };
+        Ok((state, pairs))
+    }
+
+    /// Compares the log's last word about `target` with Kong (for `status`). Reads only.
+    pub async fn drift(&self, target: &str) -> Result<Drift> {
+        let history = self.log.history(target).await?;
+        let relevant: Vec<&Event> = history
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Intent | EventKind::Completed | EventKind::RolledBack
+                )
+            })
+            .collect();
+        let mut drift = Drift {
+            target: target.to_owned(),
+            state: DriftState::NoHistory,
+            last_event: None,
+            run_id: None,
+            kong: None,
+            values: Vec::new(),
+            message: format!("no switch of {target} recorded"),
+        };
+        let Some(last) = relevant.last() else {
+            return Ok(drift);
+        };
+        drift.last_event = Some(last.kind);
+        drift.run_id = last.run_id;
+        // The intent of the last run; a requested rollback has its own run id, so fall back
+        // to the newest intent.
+        let intent = relevant
+            .iter()
+            .rev()
+            .find(|e| {
+                e.kind == EventKind::Intent && last.run_id.is_some() && e.run_id == last.run_id
+            })
+            .and_then(|e| e.intent.clone())
+            .or_else(|| {
+                relevant
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind == EventKind::Intent)
+                    .and_then(|e| e.intent.clone())
+            });
+        let Some(intent) = intent else {
+            drift.state = DriftState::InSync;
+            drift.message = "the log holds no intent to compare with Kong".into();
+            return Ok(drift);
+        };
+        let plans = plans_of(&intent);
+        let (state, pairs) = self.kong_state(&plans).await?;
+        if last.kind == EventKind::Intent {
+            drift.state = DriftState::DanglingIntent;
+            drift.kong = Some(state);
+            drift.values = pairs
+                .into_iter()
+                .map(|(c, v)| compared(&c, c.after.clone(), v))
+                .collect();
+            drift.message = format!(
+                "a switch of {target} started ({} → {}) but recorded no outcome; Kong is {}; re-run the switch or `rollback` to resolve it",
+                intent.from,
+                intent.to,
+                match state {
+                    KongState::Before => "still on the old side",
+                    KongState::After => "on the new side",
+                    KongState::Partial => "between the sides",
+                }
+            );
+            return Ok(drift);
+        }
+        // Expected: after for completed; before for rolled back (or the kept step).
+        let kept: Option<&LogStep> = if last.kind == EventKind::RolledBack {
+            last.step.as_ref()
+        } else {
+            None
+        };
+        let mut values = Vec::new();
+        for (check, kong) in pairs {
+            let expected = match (last.kind, kept) {
+                (EventKind::Completed, _) => check.after.clone(),
+                (_, Some(step)) => plans
+                    .iter()
+                    .find_map(|p| {
+                        let end = p.stage_end(step.index);
+                        merged_checks(&p.steps[..end])
+                            .into_iter()
+                            .find(|c| c.read.path == check.read.path && c.pointer == check.pointer)
+                            .map(|c| c.after)
+                    })
+                    .unwrap_or_else(|| check.before.clone()),
+                _ => check.before.clone(),
+            };
+            values.push(compared(&check, expected, kong));
+        }
+        let in_sync = values.iter().all(|v| same_value(&v.kong, &v.expected));
+        drift.state = if in_sync {
+            DriftState::InSync
+        } else {
+            DriftState::Drifted
+        };
+        drift.message = if in_sync {
+            format!(
+                "Kong matches the log ({} {})",
+                last.kind,
+                if last.kind == EventKind::Completed {
+                    &intent.to
+                } else {
+                    &intent.from
+                }
+            )
+        } else {
+            let first = values.iter().find(|v| !same_value(&v.kong, &v.expected));
+            format!(
+                "Kong differs from the log ({}): {}",
+                last.kind,
+                first.map_or_else(String::new, |v| format!(
+                    "{} {} is {} in Kong, {} in the log",
+                    v.read, v.pointer, v.kong, v.expected
+                ))
+            )
+        };
+        drift.values = values;
+        Ok(drift)
+    }
+
+    /// Restores the state saved in the last intent of `target`: compares Kong with it first
+    /// and writes only the values that differ, then logs `rolled_back`. A report with outcome
+    /// [`Outcome::Completed`] (the rollback is done) or [`Outcome::NoOp`] (Kong already
+    /// showed the saved state).
+    pub async fn rollback(
+        &self,
+        target: &str,
+        actor: &str,
+        lease_ttl: Duration,
+    ) -> Result<SwitchReport> {
+        let lease = self
+            .log
+            .acquire(LeaseRequest::new(
+                target.to_owned(),
+                actor.to_owned(),
+                lease_ttl,
+            ))
+            .await?;
+        let result = self.rollback_locked(target, actor).await;
+        self.release(lease).await;
+        result
+    }
+
+    /// Waits until the written node serves what was just written: its router rebuild delay
+    /// for service and route changes (none for target weights), as `GET /` reports it.
+    async fn await_primary(&self, router: bool) -> Result<NodeConvergence> {
+        let node = self.client.node().await?;
+        let delay = primary_delay(&node, router);
+        if !delay.is_zero() {
+            self.progress.event(ProgressEvent::Waiting {
+                what: "Kong to apply the rollback".to_owned(),
+                up_to: delay,
+            });
+            tokio::time::sleep(delay).await;
+        }
+        Ok(NodeConvergence {
+            node: "primary".to_owned(),
+            method: if delay.is_zero() {
+                ConvergenceMethod::Immediate
+            } else {
+                ConvergenceMethod::Waited
+            },
+            converged: true,
+            converged_after_ms: Some(ms(delay)),
+            detail: node_detail(&node, router),
+        })
+    }
+
+    async fn rollback_locked(&self, target: &str, actor: &str) -> Result<SwitchReport> {
+        let started = Instant::now();
+        let history = self.log.history(target).await?;
+        let Some(intent_event) = history
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.kind == EventKind::Intent)
+        else {
+            return Err(Error::NotFound {
+                kind: "recorded switch of",
+                name: target.to_owned(),
+            });
+        };
+        let Some(intent) = intent_event.intent.clone() else {
+            return Err(Error::Unsupported(format!(
+                "the last intent of {target} carries no saved state"
+            )));
+        };
+        let plans = plans_of(&intent);
+        let Some(first) = plans.first() else {
+            return Err(Error::Unsupported(format!(
+                "the last intent of {target} carries no plan"
+            )));
+        };
+        let items: Vec<RestoreItem> = plans.iter().flat_map(|p| restore_items(&p.steps)).collect();
+        let writes = match apply::restore(&self.client, &items, self.progress.as_ref()).await {
+            Ok(w) => w,
+            Err(RestoreFailed {
+                message, remaining, ..
+            }) => {
+                return Err(Error::Inconsistent {
+                    target: target.to_owned(),
+                    message,
+                    remaining,
+                });
+            }
+        };
+        let strategy = first.strategy;
+        let nodes = if writes.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                self.await_primary(strategy != StrategyKind::Weights)
+                    .await?,
+            ]
+        };
+        let run_id = Uuid::new_v4();
+        let reason = format!(
+            "rollback requested by {actor} (restores run {})",
+            intent_event
+                .run_id
+                .map_or_else(|| "?".to_owned(), |r| r.to_string())
+        );
+        let event = Event::new(target, EventKind::RolledBack)
+            .with_run_id(run_id)
+            .with_actor(actor)
+            .with_strategy(intent.strategy.clone())
+            .with_sides(intent.from.clone(), intent.to.clone())
+            .with_status(DeploymentStatus::RolledBack)
+            .with_color(intent.to.clone())
+            .with_reason(reason.clone());
+        let noop = writes.is_empty();
+        // A no-op rollback of an already rolled-back switch needs no new record.
+        let already = history
+            .events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Intent | EventKind::Completed | EventKind::RolledBack
+                )
+            })
+            .is_some_and(|e| e.kind == EventKind::RolledBack);
+        if !(noop && already) {
+            self.log.append(event).await?;
+        }
+        Ok(SwitchReport {
+            target: target.to_owned(),
+            strategy,
+            from: Some(first.to.clone()),
+            to: Some(first.from.clone()),
+            outcome: if noop {
+                Outcome::NoOp
+            } else {
+                Outcome::Completed
+            },
+            message: if noop {
+                format!(
+                    "{target} already shows the state saved before run {}; nothing written",
+                    intent_event
+                        .run_id
+                        .map_or_else(|| "?".to_owned(), |r| r.to_string())
+                )
+            } else {
+                format!(
+                    "{target} rolled back to {} ({} write(s))",
+                    first.from.name,
+                    writes.len()
+                )
+            },
+            gates: Vec::new(),
+            writes: writes.clone(),
+            undo: Vec::new(),
+            steps: Vec::new(),
+            rollback: Some(RollbackReport {
+                cause: RollbackCause::Requested,
+                reason,
+                stopped_at: None,
+                restored: RestoredTo::Start,
+                writes,
+            }),
+            verification: None,
+            nodes,
+            reads: ReadStats::default(),
+            recovered: None,
+            run_id: Some(run_id),
+            durations: Durations {
+                total_ms: ms(started.elapsed()),
+                ..Durations::default()
+            },
+        })
+    }
+
+    /// Switches every service carrying the request's tags, all-or-nothing: every service is
+    /// read and gated first (nothing is written if any is refused), then the plans are
+    /// applied with at most `parallelism` services at once; on any failure every applied
+    /// service is restored.
+    pub async fn switch_batch(&self, req: &SwitchRequest) -> Result<BatchReport> {
+        req.validate()?;
+        let SwitchTarget::Tagged(tags) = &req.target else {
+            return Err(Error::invalid(
+                "target",
+                "switch_batch needs a tag selection (tag:app=orders)",
+            ));
+        };
+        let key = req.target.key();
+        let lease = if req.dry_run {
+            None
+        } else {
+            Some(
+                self.log
+                    .acquire(LeaseRequest::new(
+                        key.clone(),
+                        req.actor.clone(),
+                        req.lease_ttl,
+                    ))
+                    .await?,
+            )
+        };
+        let result = self.batch_locked(req, tags, &key).await;
+        if let Some(lease) = lease {
+            self.release(lease).await;
+        }
+        result
+    }
+
+    async fn batch_locked(
+        &self,
+        req: &SwitchRequest,
+        tags: &[String],
+        key: &str,
+    ) -> Result<BatchReport> {
+        let started = Instant::now();
+        let mut reads = ReadStats::default();
+        if !req.dry_run {
+            self.recover(key, &req.actor).await?;
+        }
+        reads.round(1);
+        let params = ListParams::default().with_tags(TagFilter::All(tags.to_vec()));
+        // Keep only the keys: the full bodies are not needed past this point.
+        let services: Vec<String> = self
+            .client
+            .services()
+            .list_all(&params)
+            .await?
+            .into_iter()
+            .map(|s| s.name.or(s.id).unwrap_or_default())
+            .collect();
+        let reader = self.reader(req);
+        let parallelism = req.parallelism.max(1);
+        let prepared: Vec<(String, Result<Prepared>)> = futures::stream::iter(services)
+            .map(|svc| {
+                let reader = &reader;
+                async move {
+                    let r = reader.prepare(&NameOrId::from(svc.as_str()), &svc).await;
+                    self.progress.event(ProgressEvent::Service {
+                        name: svc.clone(),
+                        state: "planned".into(),
+                    });
+                    (svc, r)
+                }
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        let mut ready = Vec::with_capacity(prepared.len());
+        for (_, p) in prepared {
+            let p = p?;
+            reads.merge(p.reads);
+            ready.push(p);
+        }
+        ready.sort_by(|a, b| a.plan.target.cmp(&b.plan.target));
+        let probes = reader.probe_gates().await;
+        let read_ms = ms(started.elapsed());
+        let mut services: Vec<SwitchReport> = ready
+            .iter()
+            .map(|p| {
+                let mut r = base_report(&p.plan.target, p);
+                if !p.plan.is_noop() {
+                    r.gates.extend(probes.iter().cloned());
+                }
+                r.outcome = if p.plan.is_noop() && all_passed(&r.gates) {
+                    Outcome::NoOp
+                } else {
+                    Outcome::DryRun
+                };
+                r.message = if r.outcome == Outcome::NoOp {
+                    noop_message(&p.plan)
+                } else {
+                    String::new()
+                };
+                r
+            })
+            .collect();
+        let mut report = BatchReport {
+            target: key.to_owned(),
+            strategy: req.strategy.kind(),
+            outcome: Outcome::NoOp,
+            message: String::new(),
+            parallelism,
+            services: Vec::new(),
+            writes: Vec::new(),
+            rollback: None,
+            reads,
+            run_id: None,
+            durations: Durations {
+                read_ms,
+                ..Durations::default()
+            },
+        };
+        let refused_count = services.iter().filter(|s| !all_passed(&s.gates)).count();
+        if refused_count > 0 {
+            let reason = services
+                .iter()
+                .filter(|s| !all_passed(&s.gates))
+                .map(|s| format!("{}: {}", s.target, gates::refusal_reason(&s.gates)))
+                .collect::<Vec<_>>()
+                .join(" | ");
+            for s in services.iter_mut() {
+                s.outcome = if all_passed(&s.gates) {
+                    s.outcome
+                } else {
+                    Outcome::Refused
+                };
+            }
+            if !req.dry_run {
+                self.log
+                    .append(
+                        req.attributes.stamp(
+                            Event::new(key, EventKind::Refused)
+                                .with_actor(req.actor.clone())
+                                .with_strategy(req.strategy.kind().as_str())
+                                .with_reason(reason.clone()),
+                        ),
+                    )
+                    .await?;
+            }
+            report.outcome = Outcome::Refused;
+            report.message = format!(
+                "nothing changed in Kong: {} of {} service(s) failed their gates: {reason}",
+                refused_count,
+                services.len()
+            );
+            report.services = services;
+            return Ok(report);
+        }
+        let active: Vec<&Prepared> = ready.iter().filter(|p| !p.plan.is_noop()).collect();
+        if active.is_empty() {
+            report.message = format!(
+                "all {} service(s) tagged {} already on the requested side; nothing to do",
+                services.len(),
+                tags.join(",")
+            );
+            report.services = services;
+            return Ok(report);
+        }
+        if req.dry_run {
+            for (s, p) in services.iter_mut().zip(&ready) {
+                s.writes = p.plan.writes();
+            }
+            report.writes = active.iter().flat_map(|p| p.plan.writes()).collect();
+            report.outcome = Outcome::DryRun;
+            report.message = format!(
+                "{} write(s) over {} service(s) would be made; nothing was written",
+                report.writes.len(),
+                active.len()
+            );
+            report.services = services;
+            return Ok(report);
+        }
+
+        let run_id = Uuid::new_v4();
+        report.run_id = Some(run_id);
+        let plans: Vec<&Plan> = active.iter().map(|p| &p.plan).collect();
+        let base = req.attributes.stamp(
+            Event::new(key, EventKind::Intent)
+                .with_run_id(run_id)
+                .with_actor(req.actor.clone())
+                .with_strategy(req.strategy.kind().as_str())
+                .with_sides(plans[0].from.color.clone(), plans[0].to.color.clone()),
+        );
+        let intent = Intent {
+            strategy: req.strategy.kind().as_str().to_owned(),
+            from: plans[0].from.color.clone(),
+            to: plans[0].to.color.clone(),
+            writes: plans.iter().flat_map(|p| p.writes()).collect(),
+            undo: plans.iter().flat_map(|p| p.undo()).collect(),
+            prior: serde_json::json!({ "plans": plans }),
+        };
+        self.log.append(base.clone().with_intent(intent)).await?;
+
+        let apply_started = Instant::now();
+        let results: Vec<(usize, Applied)> = futures::stream::iter(active.iter().enumerate())
+            .map(|(i, p)| async move {
+                let a = apply::apply_plan(
+                    &self.client,
+                    &p.plan,
+                    &self.cancel,
+                    self.progress.as_ref(),
+                    |_| async {},
+                )
+                .await;
+                self.progress.event(ProgressEvent::Service {
+                    name: p.plan.target.clone(),
+                    state: if a.stopped.is_none() {
+                        "applied"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                });
+                (i, a)
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        report.durations.apply_ms = ms(apply_started.elapsed());
+        for (_, a) in &results {
+            report.writes.extend(a.writes.iter().cloned());
+        }
+        let failure = results
+            .iter()
+            .find_map(|(i, a)| a.stopped.clone().map(|s| (*i, s)));
+        let verified = if failure.is_none() {
+            let v = self.converge_and_verify(req, &ready).await;
+            if v.cancelled {
+                Some(Stopped {
+                    step: 0,
+                    cause: RollbackCause::Interrupted,
+                    reason: "interrupted while waiting for the new side".into(),
+                })
+            } else {
+                v.failure.map(|reason| Stopped {
+                    step: 0,
+                    cause: RollbackCause::VerificationFailed,
+                    reason,
+                })
+            }
+        } else {
+            None
+        };
+        let stop = failure
+            .map(|(i, s)| (Some(i), s))
+            .or(verified.map(|s| (None, s)));
+        for (i, a) in &results {
+            if let Some(report_i) = services
+                .iter_mut()
+                .find(|s| s.target == active[*i].plan.target)
+            {
+                report_i.writes = a.writes.clone();
+                report_i.steps = a.steps.clone();
+                report_i.outcome = Outcome::Completed;
+            }
+        }
+        match stop {
+            None => {
+                self.log
+                    .append(
+                        base.next(EventKind::Completed)
+                            .with_status(DeploymentStatus::Active)
+                            .with_color(plans[0].to.color.clone()),
+                    )
+                    .await?;
+                report.outcome = Outcome::Completed;
+                report.message = format!(
+                    "{} service(s) switched ({} write(s))",
+                    active.len(),
+                    report.writes.len()
+                );
+            }
+            Some((failed_index, stopped)) => {
+                let items: Vec<RestoreItem> = results
+                    .iter()
+                    .flat_map(|(i, a)| {
+                        let plan = &active[*i].plan;
+                        let upto = match &a.stopped {
+                            Some(s)
+                                if matches!(
+                                    s.cause,
+                                    RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch
+                                ) =>
+                            {
+                                (s.step + 1).min(plan.steps.len())
+                            }
+                            _ => a.applied,
+                        };
+                        restore_items(&plan.steps[..upto])
+                    })
+                    .collect();
+                let restored =
+                    match apply::restore(&self.client, &items, self.progress.as_ref()).await {
+                        Ok(w) => w,
+                        Err(RestoreFailed {
+                            message,
+                            remaining,
+                            writes,
+                        }) => {
+                            report.writes.extend(writes);
+                            return Err(Error::Inconsistent {
+                                target: key.to_owned(),
+                                message: format!(
+                                    "{}; then the rollback failed: {message}",
+                                    stopped.reason
+                                ),
+                                remaining,
+                            });
+                        }
+                    };
+                let who = failed_index.map(|i| active[i].plan.target.clone());
+                let reason = match &who {
+                    Some(s) => format!("{s}: {}", stopped.reason),
+                    None => stopped.reason.clone(),
+                };
+                self.log
+                    .append(
+                        base.next(EventKind::RolledBack)
+                            .with_status(DeploymentStatus::RolledBack)
+                            .with_reason(reason.clone()),
+                    )
+                    .await?;
+                for s in services.iter_mut() {
+                    if s.outcome == Outcome::Completed {
+                        s.outcome = Outcome::RolledBack;
+                        for step in s
+                            .steps
+                            .iter_mut()
+                            .filter(|st| st.status == StepStatus::Applied)
+                        {
+                            step.status = StepStatus::Undone;
+                        }
+                    }
+                }
+                report.outcome = if stopped.cause == RollbackCause::Interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::RolledBack
+                };
+                report.message =
+                    format!("{reason}; every service of the batch is back on its old side");
+                report.rollback = Some(RollbackReport {
+                    cause: stopped.cause,
+                    reason,
+                    stopped_at: who,
+                    restored: RestoredTo::Start,
+                    writes: restored,
+                });
+            }
+        }
+        report.services = services;
+        report.durations.total_ms = ms(started.elapsed());
+        Ok(report)
+    }
+}
+
+fn compared(check: &Check, expected: Value, kong: Value) -> ComparedValue {
+    ComparedValue {
+        read: check.read.to_string(),
+        pointer: check.pointer.clone(),
+        expected,
+        kong,
+    }
+}
+
+fn primary_delay(node: &Node, router: bool) -> Duration {
+    match node.mode {
+        // Pushes to data planes happen within db_update_frequency; 3.x proxies lag ~1 s more.
+        Mode::HybridControlPlane => node.db_update_frequency() + Duration::from_secs(2),
+        _ if router => node.router_rebuild_delay(),
+        _ => Duration::ZERO,
+    }
+}
+
+fn node_detail(node: &Node, router: bool) -> String {
+    match node.mode {
+        Mode::HybridControlPlane => format!(
+            "control plane pushes within db_update_frequency {:.1} s (+2 s for data-plane proxies)",
+            node.db_update_frequency().as_secs_f64()
+        ),
+        _ if router => format!(
+            "router rebuild delay {:.1} s (Kong {})",
+            node.router_rebuild_delay().as_secs_f64(),
+            node.version
+        ),
+        _ => "target weight changes apply at once on the written node".to_owned(),
+    }
+}
+
+fn node_detail_extra(node: &Node, router: bool) -> String {
+    if router {
+        format!(
+            "db_update_frequency {:.1} s + router rebuild delay {:.1} s",
+            node.db_update_frequency().as_secs_f64(),
+            node.router_rebuild_delay().as_secs_f64()
+        )
+    } else {
+        format!(
+            "db_update_frequency {:.1} s",
+            node.db_update_frequency().as_secs_f64()
+        )
+    }
+}
+
+fn noop_message(plan: &Plan) -> String {
+    format!(
+        "{} already routes to {} ({}); nothing to do, no Kong write",
+        plan.target, plan.to.name, plan.to.color
+    )
+}
+
+fn base_report(key: &str, prepared: &Prepared) -> SwitchReport {
+    let plan = &prepared.plan;
+    SwitchReport {
+        target: key.to_owned(),
+        strategy: plan.strategy,
+        from: Some(plan.from.clone()),
+        to: Some(plan.to.clone()),
+        outcome: Outcome::DryRun,
+        message: String::new(),
+        gates: prepared.gates.clone(),
+        writes: Vec::new(),
+        undo: plan.undo(),
+        steps: plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepReport {
+                index: i + 1,
+                stage: s.stage,
+                description: s.description.clone(),
+                request: s.request.clone(),
+                status: StepStatus::Planned,
+                error: None,
+            })
+            .collect(),
+        rollback: None,
+        verification: None,
+        nodes: Vec::new(),
+        reads: prepared.reads,
+        recovered: None,
+        run_id: None,
+        durations: Durations::default(),
+    }
+}

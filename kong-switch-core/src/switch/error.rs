@@ -1,0 +1,170 @@
+//! Errors of the switch engine, and the exit-code table.
+//!
+//! Domain outcomes that are part of normal operation (a refused gate, a rollback, a no-op)
+//! are not errors: they are [`Outcome`](super::Outcome)s of a
+//! [`SwitchReport`](super::SwitchReport). Errors are what stopped the engine from reaching an
+//! outcome, plus the held lock.
+
+use chrono::{DateTime, Utc};
+
+use crate::{admin, state};
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The process exit codes the CLI uses, in one place (README "Exit codes").
+pub mod exit_code {
+    /// Switched, no-op, or dry run.
+    pub const OK: u8 = 0;
+    /// Bad arguments.
+    pub const USAGE: u8 = 2;
+    /// A gate refused the switch; nothing changed.
+    pub const REFUSED: u8 = 3;
+    /// The switch was rolled back (write or verification failure).
+    pub const ROLLED_BACK: u8 = 4;
+    /// Kong (or the state store) answered with an error.
+    pub const API_ERROR: u8 = 5;
+    /// Another run holds the lease on the target.
+    pub const LOCKED: u8 = 6;
+    /// Verification failed and rollback was disabled: the new side stays.
+    pub const VERIFICATION_FAILED: u8 = 7;
+    /// Interrupted (Ctrl-C); the documented rollback path was taken.
+    pub const INTERRUPTED: u8 = 8;
+    /// Kong and the log disagree, or a rollback could not finish: needs a human.
+    pub const NEEDS_ATTENTION: u8 = 9;
+}
+
+/// What stopped the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Admin API failed before any write (reads, gates): nothing in Kong changed.
+    /// Exit code 5.
+    #[error(transparent)]
+    Admin(#[from] admin::Error),
+
+    /// The state log failed (not a held lease). Exit code 5.
+    #[error("state log: {0}")]
+    State(#[source] state::Error),
+
+    /// Another run holds the lease on the target; nothing was read or written. Exit code 6.
+    #[error(
+        "{target} is being switched by {holder}{}",
+        expires_at.map(|t| format!(" (lease until {})", t.to_rfc3339())).unwrap_or_default()
+    )]
+    Locked {
+        /// The target key.
+        target: String,
+        /// Who holds the lease.
+        holder: String,
+        /// When the lease lapses, if known.
+        expires_at: Option<DateTime<Utc>>,
+    },
+
+    /// The switch target (or an entity it names) does not exist. Exit code 5.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// `service`, `upstream`, …
+        kind: &'static str,
+        /// The name or id looked up.
+        name: String,
+    },
+
+    /// The request is not usable as given (names the field and the fix). Exit code 2.
+    #[error("invalid {field}: {message}")]
+    InvalidRequest {
+        /// Which input.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// Kong's shape does not fit the strategy (e.g. no blue and green targets in the
+    /// upstream for `weights`, an unparsable declarative config). Nothing was written.
+    /// Exit code 5.
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A rollback or recovery could not finish: Kong may be between the sides. The message
+    /// names the step the engine stopped at and what remains to undo. Exit code 9.
+    #[error("inconsistent state of {target}: {message}")]
+    Inconsistent {
+        /// The target key.
+        target: String,
+        /// What happened and what remains.
+        message: String,
+        /// The undo writes that were not applied, in order.
+        remaining: Vec<admin::AdminRequest>,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+        Error::InvalidRequest {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The CLI exit code for this error (see [`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Locked { .. } => exit_code::LOCKED,
+            Error::InvalidRequest { .. } => exit_code::USAGE,
+            Error::Inconsistent { .. } => exit_code::NEEDS_ATTENTION,
+            Error::Admin(_) | Error::State(_) | Error::NotFound { .. } | Error::Unsupported(_) => {
+                exit_code::API_ERROR
+            }
+        }
+    }
+
+    /// Whether this is [`Error::Locked`].
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. })
+    }
+}
+
+impl From<state::Error> for Error {
+    fn from(err: state::Error) -> Self {
+        match err {
+            state::Error::LeaseHeld {
+                target,
+                holder,
+                expires_at,
+            } => Error::Locked {
+                target,
+                holder,
+                expires_at,
+            },
+            other => Error::State(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lease_becomes_locked_with_exit_code_6() {
+        let err = Error::from(state::Error::LeaseHeld {
+            target: "orders".into(),
+            holder: "alice".into(),
+            expires_at: None,
+        });
+        assert!(err.is_locked());
+        assert_eq!(err.exit_code(), 6);
+        assert_eq!(err.to_string(), "orders is being switched by alice");
+    }
+
+    #[test]
+    fn usage_and_inconsistency_have_their_own_codes() {
+        assert_eq!(Error::invalid("steps", "x").exit_code(), 2);
+        let err = Error::Inconsistent {
+            target: "orders".into(),
+            message: "undo failed".into(),
+            remaining: Vec::new(),
+        };
+        assert_eq!(err.exit_code(), 9);
+    }
+}

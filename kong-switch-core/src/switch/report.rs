@@ -1,0 +1,332 @@
+//! What a run did: [`SwitchReport`] and [`BatchReport`].
+//!
+//! These types are the CLI's `--output json`: field names and enum spellings are stable.
+//! Durations are whole milliseconds (`*_ms`). Optional fields are left out when unset.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::admin::AdminRequest;
+
+use super::error::exit_code;
+use super::gates::GateOutcome;
+use super::plan::Side;
+use super::request::StrategyKind;
+use super::verify::VerificationReport;
+
+/// How a run ended. Serialized in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// `completed`: the new side serves the traffic (verified when asked). Exit 0.
+    Completed,
+    /// `no_op`: the target already was on the requested side; nothing was written. Exit 0.
+    NoOp,
+    /// `dry_run`: the plan was computed and the gates passed; nothing was written. Exit 0.
+    DryRun,
+    /// `refused`: a gate refused the switch; nothing was written. Exit 3.
+    Refused,
+    /// `rolled_back`: a write, read-back or verification failed and the undo ran (for
+    /// `weights` with `keep-last-good`: traffic stays at the last good step). Exit 4.
+    RolledBack,
+    /// `verification_failed`: verification failed and rollback was disabled; the new side
+    /// stays. Exit 7.
+    VerificationFailed,
+    /// `interrupted`: cancelled (Ctrl-C); the documented rollback path was taken. Exit 8.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The CLI exit code (see [`exit_code`]).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Completed | Outcome::NoOp | Outcome::DryRun => exit_code::OK,
+            Outcome::Refused => exit_code::REFUSED,
+            Outcome::RolledBack => exit_code::ROLLED_BACK,
+            Outcome::VerificationFailed => exit_code::VERIFICATION_FAILED,
+            Outcome::Interrupted => exit_code::INTERRUPTED,
+        }
+    }
+}
+
+/// What happened to one planned step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Planned, not sent (dry run, refusal, or stopped before it).
+    Planned,
+    /// Sent and read back as expected.
+    Applied,
+    /// Sent and failed (Kong error or read-back mismatch).
+    Failed,
+    /// Applied, then undone by the rollback.
+    Undone,
+}
+
+/// One step of the plan and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based position in the plan.
+    pub index: usize,
+    /// Stage (index into the plan's stages).
+    pub stage: usize,
+    /// What the step does.
+    pub description: String,
+    /// The write.
+    pub request: AdminRequest,
+    /// What became of it.
+    pub status: StepStatus,
+    /// The error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a rollback ran. Serialized in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackCause {
+    /// A write failed.
+    WriteFailed,
+    /// A write succeeded but Kong did not read back the value written.
+    ReadbackMismatch,
+    /// Verification through the proxy failed.
+    VerificationFailed,
+    /// The run was cancelled.
+    Interrupted,
+    /// Asked for (`kong-switch rollback`).
+    Requested,
+    /// A previous run stopped mid-switch; this run restored its start.
+    Recovery,
+}
+
+/// Where a rollback left traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "at")]
+pub enum RestoredTo {
+    /// Everything as before the switch.
+    Start,
+    /// `weights` with `keep-last-good`: the last fully applied step.
+    LastGoodStep {
+        /// Stage index.
+        stage: usize,
+        /// The new side's share there.
+        percent: Option<u8>,
+    },
+}
+
+/// The rollback of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    /// Why.
+    pub cause: RollbackCause,
+    /// The failure, in words.
+    pub reason: String,
+    /// The step the forward run stopped at (its description), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// Where traffic was left.
+    pub restored: RestoredTo,
+    /// The undo writes sent, in order (only those whose value differed in Kong).
+    pub writes: Vec<AdminRequest>,
+}
+
+/// How a node was found to serve the new side. Serialized in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvergenceMethod {
+    /// Answers through the node's proxy carried the expected header.
+    Proxy,
+    /// The node's propagation delay (from its `GET /`) was waited out.
+    Waited,
+    /// Nothing to wait for (e.g. target weights on the written node apply at once).
+    Immediate,
+}
+
+/// Whether one node serves the new side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConvergence {
+    /// Node label (`primary` for the written node).
+    pub node: String,
+    /// How it was established.
+    pub method: ConvergenceMethod,
+    /// Whether it converged.
+    pub converged: bool,
+    /// After how long (from the last write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged_after_ms: Option<u64>,
+    /// Details, e.g. `waited db_update_frequency 5 s + router 5 s`.
+    pub detail: String,
+}
+
+/// Admin API reads of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadStats {
+    /// Read requests issued.
+    pub requests: u32,
+    /// The most read requests issued at once.
+    pub concurrent: u32,
+}
+
+impl ReadStats {
+    /// Records a round of `n` reads issued concurrently.
+    pub(crate) fn round(&mut self, n: u32) {
+        self.requests += n;
+        self.concurrent = self.concurrent.max(n);
+    }
+
+    pub(crate) fn merge(&mut self, other: ReadStats) {
+        self.requests += other.requests;
+        self.concurrent = self.concurrent.max(other.concurrent);
+    }
+}
+
+/// Time spent per phase, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Durations {
+    /// The whole run.
+    pub total_ms: u64,
+    /// Reading Kong.
+    pub read_ms: u64,
+    /// Evaluating gates (incl. probes).
+    pub gates_ms: u64,
+    /// Writing (incl. read-back and bake times).
+    pub apply_ms: u64,
+    /// Convergence wait and verification.
+    pub verify_ms: u64,
+}
+
+/// A dangling intent found and resolved at the start of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// The run that left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
+    /// What Kong showed: `before`, `after` or `partial`.
+    pub kong: String,
+    /// What was done: `recorded as completed`, `recorded as rolled back`, `restored the start`.
+    pub action: String,
+    /// Writes made to restore consistency.
+    pub writes: Vec<AdminRequest>,
+}
+
+/// The result of one switch run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchReport {
+    /// Target key (service name or id).
+    pub target: String,
+    /// Strategy used.
+    pub strategy: StrategyKind,
+    /// The side traffic left (or was on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Side>,
+    /// The side traffic was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Side>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// One plain sentence saying what happened.
+    pub message: String,
+    /// Every gate, passed or not.
+    pub gates: Vec<GateOutcome>,
+    /// Writes sent in order (dry run: the writes that would be sent).
+    pub writes: Vec<AdminRequest>,
+    /// The planned undo, in order (what a rollback would send after the whole plan).
+    pub undo: Vec<AdminRequest>,
+    /// Every planned step and what became of it.
+    pub steps: Vec<StepReport>,
+    /// The rollback, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    /// Verification through the proxy, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationReport>,
+    /// Per node: whether it serves the new side.
+    pub nodes: Vec<NodeConvergence>,
+    /// Admin API reads.
+    pub reads: ReadStats,
+    /// A previous run's dangling intent this run resolved first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovery>,
+    /// Ties this run's log events together (absent for dry runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
+    /// Time per phase.
+    pub durations: Durations,
+}
+
+impl SwitchReport {
+    /// The CLI exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome.exit_code()
+    }
+}
+
+/// The result of a batch switch (a tag selecting several services, all-or-nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchReport {
+    /// Target key, `tag:…`.
+    pub target: String,
+    /// Strategy used.
+    pub strategy: StrategyKind,
+    /// How the batch ended: `completed` only if every service switched.
+    pub outcome: Outcome,
+    /// One plain sentence.
+    pub message: String,
+    /// Services switched at once.
+    pub parallelism: usize,
+    /// Per service (planned, gated, applied, undone).
+    pub services: Vec<SwitchReport>,
+    /// Every write sent, in the order the responses arrived.
+    pub writes: Vec<AdminRequest>,
+    /// The rollback, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    /// Admin API reads.
+    pub reads: ReadStats,
+    /// Ties the batch's log events together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
+    /// Time per phase.
+    pub durations: Durations,
+}
+
+impl BatchReport {
+    /// The CLI exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome.exit_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_the_documented_exit_codes() {
+        let table = [
+            (Outcome::Completed, 0),
+            (Outcome::NoOp, 0),
+            (Outcome::DryRun, 0),
+            (Outcome::Refused, 3),
+            (Outcome::RolledBack, 4),
+            (Outcome::VerificationFailed, 7),
+            (Outcome::Interrupted, 8),
+        ];
+        for (outcome, code) in table {
+            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_serialize_in_snake_case() {
+        assert_eq!(serde_json::to_value(Outcome::NoOp).unwrap(), "no_op");
+        assert_eq!(
+            serde_json::to_value(RestoredTo::LastGoodStep {
+                stage: 1,
+                percent: Some(25)
+            })
+            .unwrap(),
+            serde_json::json!({"at": "last_good_step", "stage": 1, "percent": 25})
+        );
+    }
+}

@@ -1,0 +1,895 @@
+//! Reading Kong concurrently, finding the sides, gating, and planning one service.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::admin::{self, KongClient, ListParams, Node, TagFilter};
+use crate::model::{Mode, NameOrId, Route, Service, Target, Upstream, UpstreamHealth};
+
+use super::error::{Error, Result};
+use super::gates::{self, GateOutcome, HealthCounts};
+use super::plan::{
+    self, Plan, Side, SidedTarget, StagedChange, TargetSide, render_declarative_steps,
+    render_entity_steps,
+};
+use super::progress::{Progress, ProgressEvent};
+use super::report::ReadStats;
+use super::request::{Sides, Strategy, StrategyKind, SwitchRequest};
+
+/// Everything the engine needs from a read of Kong for one service.
+pub(crate) struct Prepared {
+    /// The node written to.
+    pub node: Arc<Node>,
+    /// The plan (empty for a no-op).
+    pub plan: Plan,
+    /// Gates, all evaluated (empty for a no-op).
+    pub gates: Vec<GateOutcome>,
+    /// Reads made.
+    pub reads: ReadStats,
+}
+
+/// What is read on the primary node and the other nodes for the health gates.
+struct HealthView {
+    label: String,
+    health: std::result::Result<UpstreamHealth, String>,
+}
+
+/// The I/O handles preparation needs.
+pub(crate) struct Reader<'a> {
+    pub client: &'a KongClient,
+    pub http: &'a reqwest::Client,
+    pub progress: &'a dyn Progress,
+    pub req: &'a SwitchRequest,
+}
+
+impl Sides {
+    /// The color of an entity: by name suffix, else by color tag, else `None`.
+    pub fn color_of(&self, name: &str, tags: Option<&[String]>) -> Option<String> {
+        color_of(name, tags, self)
+    }
+
+    /// A target's color: its color tag, else the first DNS label of its host by suffix.
+    pub fn target_color(&self, target: &Target) -> Option<String> {
+        target_color(target, self)
+    }
+}
+
+fn color_of(name: &str, tags: Option<&[String]>, sides: &Sides) -> Option<String> {
+    if name.ends_with(&sides.green_suffix) {
+        return Some("green".into());
+    }
+    if name.ends_with(&sides.blue_suffix) {
+        return Some("blue".into());
+    }
+    let prefix = format!("{}=", sides.color_tag);
+    tags.into_iter()
+        .flatten()
+        .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// The other side's name by the naming convention, if `name` follows it.
+pub(crate) fn counterpart(name: &str, sides: &Sides) -> Option<String> {
+    if let Some(base) = name.strip_suffix(&sides.blue_suffix) {
+        return Some(format!("{base}{}", sides.green_suffix));
+    }
+    name.strip_suffix(&sides.green_suffix)
+        .map(|base| format!("{base}{}", sides.blue_suffix))
+}
+
+fn side_of(name: &str, tags: Option<&[String]>, sides: &Sides) -> Side {
+    Side::new(
+        color_of(name, tags, sides).unwrap_or_else(|| name.to_owned()),
+        name,
+    )
+}
+
+fn other_color(color: &str) -> Option<&'static str> {
+    match color {
+        "blue" => Some("green"),
+        "green" => Some("blue"),
+        _ => None,
+    }
+}
+
+/// The tags of `active` other than its color tag: a tagged counterpart must share them.
+fn shared_tags(tags: Option<&[String]>, sides: &Sides) -> Vec<String> {
+    let prefix = format!("{}=", sides.color_tag);
+    tags.into_iter()
+        .flatten()
+        .filter(|t| !t.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+/// Picks the tagged counterpart among `candidates` (`(name, tags)`): the one sharing every
+/// non-color tag of the active side. `Ok(None)` when there is none.
+pub(crate) fn pick_tagged(
+    candidates: &[(String, Vec<String>)],
+    active: &str,
+    shared: &[String],
+) -> Result<Option<String>> {
+    let matching: Vec<&String> = candidates
+        .iter()
+        .filter(|(name, tags)| name != active && shared.iter().all(|s| tags.contains(s)))
+        .map(|(name, _)| name)
+        .collect();
+    match matching.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        many => Err(Error::invalid(
+            "to",
+            format!(
+                "several candidates for the other side of {active}: {}; name one with `to`",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn not_found_as_none<T>(r: admin::Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parses the `config` of `GET /config`: a JSON document, or YAML text.
+pub(crate) fn parse_declarative(config: Value) -> Result<Value> {
+    match config {
+        Value::String(text) => serde_yaml_ng::from_str::<Value>(&text).map_err(|e| {
+            Error::Unsupported(format!(
+                "cannot parse the node's declarative config (GET /config): {e}"
+            ))
+        }),
+        Value::Object(_) => Ok(config),
+        other => Err(Error::Unsupported(format!(
+            "GET /config returned {other}, not a declarative config"
+        ))),
+    }
+}
+
+impl Reader<'_> {
+    async fn node(&self) -> Result<Arc<Node>> {
+        Ok(self.client.node().await?)
+    }
+
+    async fn service_opt(&self, key: &NameOrId) -> Result<Option<Service>> {
+        Ok(self.client.services().get_opt(key).await?)
+    }
+
+    async fn upstream_opt(&self, key: &NameOrId) -> Result<Option<Upstream>> {
+        Ok(self.client.upstreams().get_opt(key).await?)
+    }
+
+    /// The targets of an upstream; `None` when the upstream does not exist.
+    async fn targets_opt(&self, key: &NameOrId) -> Result<Option<Vec<Target>>> {
+        not_found_as_none(
+            self.client
+                .targets(key.clone())
+                .list_all(&ListParams::default())
+                .await,
+        )
+    }
+
+    fn reading(&self, what: impl Into<String>) {
+        self.progress
+            .event(ProgressEvent::Reading { what: what.into() });
+    }
+
+    /// Reads health of `upstream` where it can be seen: the primary node (unless it is a
+    /// hybrid control plane), the data planes' Status APIs, and every extra node.
+    async fn health_views(
+        &self,
+        node: &Node,
+        upstream: &str,
+        reads: &mut ReadStats,
+    ) -> Vec<HealthView> {
+        let key = NameOrId::from(upstream);
+        let primary = async {
+            if node.has_health_view() {
+                let h = self.client.upstreams().health(&key).await;
+                Some(HealthView {
+                    label: String::new(),
+                    health: h.map_err(|e| e.to_string()),
+                })
+            } else {
+                None
+            }
+        };
+        let dps = join_all(self.req.gates.data_planes.iter().map(|dp| async move {
+            HealthView {
+                label: format!("dp {}", dp.host_str().unwrap_or("?")),
+                health: data_plane_health(self.http, dp, upstream).await,
+            }
+        }));
+        let extra = join_all(self.req.nodes.iter().map(|n| {
+            let key = key.clone();
+            async move {
+                HealthView {
+                    label: n.name.clone(),
+                    health: n
+                        .client
+                        .upstreams()
+                        .health(&key)
+                        .await
+                        .map_err(|e| e.to_string()),
+                }
+            }
+        }));
+        let issued = u32::from(node.has_health_view())
+            + u32::try_from(self.req.gates.data_planes.len() + self.req.nodes.len())
+                .unwrap_or(u32::MAX);
+        reads.round(issued);
+        let (primary, dps, extra) = futures::join!(primary, dps, extra);
+        let mut views: Vec<HealthView> = primary.into_iter().collect();
+        if !node.has_health_view() && dps.is_empty() {
+            views.push(HealthView {
+                label: String::new(),
+                health: Err("the hybrid control plane has no health view; give the data planes' Status API URLs".into()),
+            });
+        }
+        views.extend(dps);
+        views.extend(extra);
+        views
+    }
+
+    fn health_gates(&self, views: &[HealthView], keys: &[String]) -> Vec<GateOutcome> {
+        let g = &self.req.gates;
+        views
+            .iter()
+            .map(|v| match &v.health {
+                Ok(h) => gates::min_healthy(
+                    HealthCounts::of(h, Some(keys)),
+                    g.min_healthy,
+                    g.allow_unknown_health,
+                    &v.label,
+                ),
+                Err(why) => gates::health_unavailable(&v.label, why, g.allow_unknown_health),
+            })
+            .collect()
+    }
+
+    /// Reads one service and plans its switch.
+    pub(crate) async fn prepare(&self, service_key: &NameOrId, target: &str) -> Result<Prepared> {
+        let mut reads = ReadStats::default();
+        match self.req.strategy.kind() {
+            StrategyKind::Upstream | StrategyKind::Weights => {
+                self.reading(format!("node, service {service_key}"));
+                reads.round(2);
+                let (node, service) =
+                    futures::try_join!(self.node(), self.service_opt(service_key))?;
+                let service = service.ok_or_else(|| Error::NotFound {
+                    kind: "service",
+                    name: service_key.to_string(),
+                })?;
+                if self.req.strategy.kind() == StrategyKind::Upstream {
+                    self.prepare_upstream(node, service, target, reads).await
+                } else {
+                    self.prepare_weights(node, service, target, reads).await
+                }
+            }
+            StrategyKind::Route => self.prepare_route(service_key, target, reads).await,
+        }
+    }
+
+    async fn declarative(&self, node: &Node, reads: &mut ReadStats) -> Result<Option<Value>> {
+        match node.mode {
+            Mode::DbLess => {
+                reads.round(1);
+                Ok(Some(parse_declarative(self.client.get_config().await?)?))
+            }
+            Mode::HybridDataPlane => Err(Error::Unsupported(
+                "this node is a hybrid data plane, which takes no writes; point the Admin URL at the control plane".into(),
+            )),
+            Mode::Traditional | Mode::HybridControlPlane => Ok(None),
+        }
+    }
+
+    fn finish(
+        &self,
+        node: Arc<Node>,
+        mut plan: Plan,
+        changes: &[StagedChange],
+        doc: Option<&Value>,
+        gates: Vec<GateOutcome>,
+        reads: ReadStats,
+    ) -> Result<Prepared> {
+        plan.steps = match doc {
+            Some(doc) => {
+                plan.declarative = true;
+                render_declarative_steps(changes, doc, KongClient::post_config_request)?
+            }
+            None => render_entity_steps(changes),
+        };
+        for g in &gates {
+            self.progress.event(ProgressEvent::Gate(g.clone()));
+        }
+        Ok(Prepared {
+            node,
+            plan,
+            gates,
+            reads,
+        })
+    }
+
+    async fn tagged_upstream(
+        &self,
+        active: &Upstream,
+        reads: &mut ReadStats,
+    ) -> Result<Option<String>> {
+        let sides = &self.req.sides;
+        let Some(color) = color_of(&active.name, active.tags.as_deref(), sides) else {
+            return Ok(None);
+        };
+        let Some(other) = other_color(&color) else {
+            return Ok(None);
+        };
+        reads.round(1);
+        let params = ListParams::default()
+            .with_tags(TagFilter::All(vec![format!("{}={other}", sides.color_tag)]));
+        let list = self.client.upstreams().list_all(&params).await?;
+        let candidates: Vec<(String, Vec<String>)> = list
+            .into_iter()
+            .map(|u| (u.name, u.tags.unwrap_or_default()))
+            .collect();
+        pick_tagged(
+            &candidates,
+            &active.name,
+            &shared_tags(active.tags.as_deref(), sides),
+        )
+    }
+
+    async fn prepare_upstream(
+        &self,
+        node: Arc<Node>,
+        service: Service,
+        target: &str,
+        mut reads: ReadStats,
+    ) -> Result<Prepared> {
+        let sides = &self.req.sides;
+        let active = service.host.clone();
+        let mut dest = self.req.to.clone().or_else(|| counterpart(&active, sides));
+        let mut active_tags: Option<Vec<String>> = None;
+        if dest.is_none() {
+            reads.round(1);
+            let active_upstream = self
+                .client
+                .upstreams()
+                .get_opt(&NameOrId::from(active.as_str()))
+                .await?
+                .ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "service {} has host {active}, which is not a Kong upstream; the upstream strategy needs one",
+                        service.key()
+                    ))
+                })?;
+            dest = self.tagged_upstream(&active_upstream, &mut reads).await?;
+            active_tags = active_upstream.tags.clone();
+        }
+        let from = side_of(&active, active_tags.as_deref(), sides);
+        let Some(dest) = dest else {
+            let gate = GateOutcome::new(
+                "green_exists",
+                false,
+                format!("{active} follows neither the naming convention nor the color tags"),
+                format!(
+                    "an upstream named {active}{} or tagged {}=<other color>, or `to`",
+                    sides.green_suffix, sides.color_tag
+                ),
+            );
+            let plan = Plan::noop(StrategyKind::Upstream, target, from);
+            return self.finish(node, plan, &[], None, vec![gate], reads);
+        };
+        if dest == active {
+            let plan = Plan::noop(StrategyKind::Upstream, target, from);
+            return Ok(Prepared {
+                node,
+                plan,
+                gates: Vec::new(),
+                reads,
+            });
+        }
+
+        self.reading(format!("upstream {dest}, its targets and health"));
+        let key = NameOrId::from(dest.as_str());
+        reads.round(2);
+        let (upstream, targets) =
+            futures::try_join!(self.upstream_opt(&key), self.targets_opt(&key),)?;
+        let doc = self.declarative(&node, &mut reads).await?;
+        let to = side_of(
+            &dest,
+            upstream.as_ref().and_then(|u| u.tags.as_deref()),
+            sides,
+        );
+        let mut plan = Plan::noop(StrategyKind::Upstream, target, from);
+        plan.to = to;
+        plan.stages = vec![plan::single_stage()];
+        let mut gate_list = vec![gates::exists(
+            "upstream",
+            upstream.as_ref().map(|u| u.name.as_str()),
+            &dest,
+        )];
+        if upstream.is_some() {
+            let targets = targets.unwrap_or_default();
+            let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
+            gate_list.push(gates::min_targets(
+                weighted.len(),
+                targets.len(),
+                self.req.gates.min_targets,
+                "targets with weight > 0",
+            ));
+            let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
+            let views = self.health_views(&node, &dest, &mut reads).await;
+            gate_list.extend(self.health_gates(&views, &keys));
+        }
+        let changes = plan::upstream_changes(&service, &dest);
+        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+    }
+
+    async fn prepare_weights(
+        &self,
+        node: Arc<Node>,
+        service: Service,
+        target: &str,
+        mut reads: ReadStats,
+    ) -> Result<Prepared> {
+        let Strategy::Weights(options) = &self.req.strategy else {
+            return Err(Error::invalid("strategy", "weights options missing"));
+        };
+        let sides = &self.req.sides;
+        let upstream_name = service.host.clone();
+        let key = NameOrId::from(upstream_name.as_str());
+        self.reading(format!("upstream {upstream_name} and its targets"));
+        reads.round(2);
+        let (upstream, targets) =
+            futures::try_join!(self.upstream_opt(&key), self.targets_opt(&key),)?;
+        if upstream.is_none() {
+            return Err(Error::Unsupported(format!(
+                "service {} has host {upstream_name}, which is not a Kong upstream; the weights strategy shifts the targets of one upstream",
+                service.key()
+            )));
+        }
+        let targets = targets.unwrap_or_default();
+        let colored: Vec<(Option<String>, &Target)> = targets
+            .iter()
+            .map(|t| (target_color(t, sides), t))
+            .collect();
+        let weight_of = |color: &str| -> u32 {
+            colored
+                .iter()
+                .filter(|(c, _)| c.as_deref() == Some(color))
+                .map(|(_, t)| t.weight())
+                .sum()
+        };
+        let to_color = match &self.req.to {
+            Some(to) => to.clone(),
+            None if weight_of("blue") == 0 && weight_of("green") > 0 => "blue".to_owned(),
+            None => "green".to_owned(),
+        };
+        let from_color = other_color(&to_color)
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                if to_color == "blue" {
+                    "green".into()
+                } else {
+                    "blue".into()
+                }
+            });
+        let sided: Vec<SidedTarget> = colored
+            .iter()
+            .map(|(c, t)| {
+                let side = match c.as_deref() {
+                    Some(c) if c == to_color => TargetSide::To,
+                    Some(c) if c == from_color => TargetSide::From,
+                    _ => TargetSide::Other,
+                };
+                SidedTarget::new(t, side)
+            })
+            .collect();
+        let to_keys: Vec<String> = sided
+            .iter()
+            .filter(|t| t.side == TargetSide::To)
+            .map(|t| t.key.clone())
+            .collect();
+        let from_count = sided.iter().filter(|t| t.side == TargetSide::From).count();
+        let doc = self.declarative(&node, &mut reads).await?;
+
+        let mut plan = Plan::noop(
+            StrategyKind::Weights,
+            target,
+            Side::new(from_color.clone(), upstream_name.clone()),
+        );
+        plan.to = Side::new(to_color.clone(), upstream_name.clone());
+        let (stages, changes) = plan::weights_changes(
+            &upstream_name,
+            &sided,
+            &options.schedule.percents,
+            options.schedule.bake,
+        );
+        if changes.is_empty() && !to_keys.is_empty() {
+            return Ok(Prepared {
+                node,
+                plan,
+                gates: Vec::new(),
+                reads,
+            });
+        }
+        plan.stages = stages;
+        let exists = if to_keys.is_empty() {
+            GateOutcome::new(
+                "green_exists",
+                false,
+                format!(
+                    "no {to_color} target in upstream {upstream_name} ({} targets, {from_count} {from_color})",
+                    targets.len()
+                ),
+                format!(
+                    "targets named *{} or tagged {}={to_color}",
+                    if to_color == "blue" {
+                        &sides.blue_suffix
+                    } else {
+                        &sides.green_suffix
+                    },
+                    sides.color_tag
+                ),
+            )
+        } else {
+            GateOutcome::new(
+                "green_exists",
+                true,
+                format!(
+                    "{} {to_color} target(s) in upstream {upstream_name}",
+                    to_keys.len()
+                ),
+                format!("{to_color} targets in upstream {upstream_name}"),
+            )
+        };
+        let mut gate_list = vec![exists];
+        if !to_keys.is_empty() {
+            gate_list.push(gates::min_targets(
+                to_keys.len(),
+                targets.len(),
+                self.req.gates.min_targets,
+                &format!("{to_color} targets"),
+            ));
+            let views = self.health_views(&node, &upstream_name, &mut reads).await;
+            gate_list.extend(self.health_gates(&views, &to_keys));
+        }
+        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+    }
+
+    async fn prepare_route(
+        &self,
+        service_key: &NameOrId,
+        target: &str,
+        mut reads: ReadStats,
+    ) -> Result<Prepared> {
+        let sides = &self.req.sides;
+        let name = service_key.as_str();
+        let base = name
+            .strip_suffix(&sides.blue_suffix)
+            .or_else(|| name.strip_suffix(&sides.green_suffix))
+            .unwrap_or(name);
+        let mut names = vec![name.to_owned()];
+        for n in [
+            format!("{base}{}", sides.blue_suffix),
+            format!("{base}{}", sides.green_suffix),
+        ] {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        self.reading(format!("node, services {}", names.join(", ")));
+        reads.round(1 + u32::try_from(names.len()).unwrap_or(u32::MAX));
+        let (node, found) = futures::try_join!(
+            self.node(),
+            futures::future::try_join_all(
+                names
+                    .iter()
+                    .map(|n| async move { self.service_opt(&NameOrId::from(n.as_str())).await })
+            )
+        )?;
+        let services: Vec<Service> = found.into_iter().flatten().collect();
+        if services.is_empty() {
+            return Err(Error::NotFound {
+                kind: "service",
+                name: name.to_owned(),
+            });
+        }
+        reads.round(u32::try_from(services.len()).unwrap_or(u32::MAX));
+        let routes: Vec<Vec<Route>> = futures::future::try_join_all(services.iter().map(|s| {
+            let key = NameOrId::from(s.id.as_deref().unwrap_or(s.key()));
+            async move { self.client.routes_of_service(&key).await }
+        }))
+        .await?;
+        let Some(active_index) = (0..services.len()).find(|i| !routes[*i].is_empty()) else {
+            return Err(Error::Unsupported(format!(
+                "none of {} has routes; the route strategy moves the routes of the active service",
+                names.join(", ")
+            )));
+        };
+        let active = &services[active_index];
+        let active_routes = &routes[active_index];
+        let from = side_of(active.key(), active.tags.as_deref(), sides);
+
+        let dest_name = match &self.req.to {
+            Some(to) => Some(to.clone()),
+            None => match counterpart(active.key(), sides) {
+                Some(n) => Some(n),
+                None => {
+                    let color = color_of(active.key(), active.tags.as_deref(), sides);
+                    match color.as_deref().and_then(other_color) {
+                        Some(other) => {
+                            reads.round(1);
+                            let params =
+                                ListParams::default().with_tags(TagFilter::All(vec![format!(
+                                    "{}={other}",
+                                    sides.color_tag
+                                )]));
+                            let list = self.client.services().list_all(&params).await?;
+                            let candidates: Vec<(String, Vec<String>)> = list
+                                .into_iter()
+                                .map(|s| (s.key().to_owned(), s.tags.unwrap_or_default()))
+                                .collect();
+                            pick_tagged(
+                                &candidates,
+                                active.key(),
+                                &shared_tags(active.tags.as_deref(), sides),
+                            )?
+                        }
+                        None => Some(format!("{base}{}", sides.green_suffix)),
+                    }
+                }
+            },
+        };
+        let Some(dest_name) = dest_name else {
+            let gate = GateOutcome::new(
+                "green_exists",
+                false,
+                format!(
+                    "no service tagged {}=<other color> sharing the tags of {}",
+                    sides.color_tag,
+                    active.key()
+                ),
+                "a service for the other side, or `to`",
+            );
+            let plan = Plan::noop(StrategyKind::Route, target, from);
+            return self.finish(node, plan, &[], None, vec![gate], reads);
+        };
+        if dest_name == active.key() || active.id.as_deref() == Some(dest_name.as_str()) {
+            let plan = Plan::noop(StrategyKind::Route, target, from);
+            return Ok(Prepared {
+                node,
+                plan,
+                gates: Vec::new(),
+                reads,
+            });
+        }
+        let dest = match services
+            .iter()
+            .find(|s| s.key() == dest_name || s.id.as_deref() == Some(dest_name.as_str()))
+        {
+            Some(s) => Some(s.clone()),
+            None => {
+                reads.round(1);
+                self.client
+                    .services()
+                    .get_opt(&NameOrId::from(dest_name.as_str()))
+                    .await?
+            }
+        };
+        let doc = self.declarative(&node, &mut reads).await?;
+        let mut plan = Plan::noop(StrategyKind::Route, target, from);
+        plan.to = side_of(
+            &dest_name,
+            dest.as_ref().and_then(|d| d.tags.as_deref()),
+            sides,
+        );
+        plan.stages = vec![plan::single_stage()];
+        let mut gate_list = vec![gates::exists(
+            "service",
+            dest.as_ref().map(Service::key),
+            &dest_name,
+        )];
+        let mut changes = Vec::new();
+        if let Some(dest) = &dest {
+            let host = NameOrId::from(dest.host.as_str());
+            reads.round(2);
+            let (upstream, targets) =
+                futures::try_join!(self.upstream_opt(&host), self.targets_opt(&host),)?;
+            if upstream.is_some() {
+                let targets = targets.unwrap_or_default();
+                let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
+                gate_list.push(gates::min_targets(
+                    weighted.len(),
+                    targets.len(),
+                    self.req.gates.min_targets,
+                    "targets with weight > 0",
+                ));
+                let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
+                let views = self.health_views(&node, &dest.host, &mut reads).await;
+                gate_list.extend(self.health_gates(&views, &keys));
+            } else {
+                gate_list.push(GateOutcome::new(
+                    "min_targets",
+                    true,
+                    format!(
+                        "host {} is not a Kong upstream: targets and health not checked",
+                        dest.host
+                    ),
+                    format!(
+                        ">= {} (when the host is an upstream)",
+                        self.req.gates.min_targets
+                    ),
+                ));
+            }
+            changes = plan::route_changes(active_routes, active, dest);
+        }
+        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+    }
+
+    /// Runs the HTTP probes of the request (gates).
+    pub(crate) async fn probe_gates(&self) -> Vec<GateOutcome> {
+        let results = join_all(
+            self.req
+                .gates
+                .probes
+                .iter()
+                .map(|p| gates::run_probe(self.http, p)),
+        )
+        .await;
+        let outcomes: Vec<GateOutcome> = results
+            .iter()
+            .zip(&self.req.gates.probes)
+            .enumerate()
+            .map(|(i, (answers, probe))| gates::probe_outcome(i, probe, answers))
+            .collect();
+        for g in &outcomes {
+            self.progress.event(ProgressEvent::Gate(g.clone()));
+        }
+        outcomes
+    }
+}
+
+fn target_color(target: &Target, sides: &Sides) -> Option<String> {
+    let prefix = format!("{}=", sides.color_tag);
+    if let Some(c) = target
+        .tags
+        .iter()
+        .flatten()
+        .find_map(|t| t.strip_prefix(&prefix))
+    {
+        return Some(c.to_owned());
+    }
+    let host = target
+        .target
+        .rsplit_once(':')
+        .map_or(target.target.as_str(), |(h, _)| h);
+    let label = host.split('.').next().unwrap_or(host);
+    if label.ends_with(&sides.green_suffix) {
+        Some("green".into())
+    } else if label.ends_with(&sides.blue_suffix) {
+        Some("blue".into())
+    } else {
+        None
+    }
+}
+
+async fn data_plane_health(
+    http: &reqwest::Client,
+    dp: &Url,
+    upstream: &str,
+) -> std::result::Result<UpstreamHealth, String> {
+    let mut url = dp.clone();
+    let base = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!(
+        "{base}/upstreams/{}/health",
+        NameOrId::from(upstream).to_segment()
+    ));
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("data plane did not answer: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!("data plane answered {}", resp.status()));
+    }
+    resp.json::<UpstreamHealth>()
+        .await
+        .map_err(|e| format!("data plane health unreadable: {}", e.without_url()))
+}
+
+/// The prior state saved in the intent: the plan, which holds every value before the switch.
+pub(crate) fn prior_of(plan: &Plan) -> Value {
+    json!({ "plan": plan })
+}
+
+/// The plan saved in an intent's prior state.
+pub(crate) fn plan_of_prior(prior: &Value) -> Option<Plan> {
+    prior
+        .get("plan")
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colors_come_from_suffixes_then_tags() {
+        let sides = Sides::default();
+        assert_eq!(
+            color_of("orders-green", None, &sides).as_deref(),
+            Some("green")
+        );
+        let tags = vec!["app=orders".to_owned(), "kong-switch.color=blue".to_owned()];
+        assert_eq!(
+            color_of("orders-a", Some(&tags), &sides).as_deref(),
+            Some("blue")
+        );
+        assert_eq!(color_of("orders", None, &sides), None);
+        assert_eq!(
+            counterpart("orders-blue", &sides).as_deref(),
+            Some("orders-green")
+        );
+        assert_eq!(
+            counterpart("orders-green", &sides).as_deref(),
+            Some("orders-blue")
+        );
+        assert_eq!(counterpart("orders", &sides), None);
+    }
+
+    #[test]
+    fn tagged_counterparts_must_share_the_non_color_tags() {
+        let candidates = vec![
+            ("orders-v2".to_owned(), vec!["app=orders".to_owned()]),
+            ("billing-v2".to_owned(), vec!["app=billing".to_owned()]),
+        ];
+        let picked = pick_tagged(&candidates, "orders-v1", &["app=orders".to_owned()]).unwrap();
+        assert_eq!(picked.as_deref(), Some("orders-v2"));
+        assert!(
+            pick_tagged(&candidates, "x", &[]).is_err(),
+            "two candidates is ambiguous"
+        );
+        assert_eq!(
+            pick_tagged(&candidates, "x", &["app=none".to_owned()]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn target_colors_come_from_tags_or_the_first_host_label() {
+        let sides = Sides::default();
+        let t = |addr: &str, tags: Option<Vec<String>>| Target {
+            target: addr.into(),
+            tags,
+            ..Default::default()
+        };
+        assert_eq!(
+            target_color(&t("orders-green.prod.svc:8080", None), &sides).as_deref(),
+            Some("green")
+        );
+        assert_eq!(target_color(&t("10.0.0.1:8000", None), &sides), None);
+        let tagged = t("10.0.0.1:8000", Some(vec!["kong-switch.color=blue".into()]));
+        assert_eq!(target_color(&tagged, &sides).as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn declarative_yaml_text_and_json_both_parse() {
+        let yaml = Value::String(
+            "_format_version: '3.0'\nservices:\n- name: orders\n  host: orders-blue\n".into(),
+        );
+        let doc = parse_declarative(yaml).unwrap();
+        assert_eq!(doc["services"][0]["host"], "orders-blue");
+        let json_doc = json!({"_format_version": "3.0"});
+        assert_eq!(parse_declarative(json_doc.clone()).unwrap(), json_doc);
+        assert!(parse_declarative(Value::String(": : :\n- [".into())).is_err());
+    }
+}

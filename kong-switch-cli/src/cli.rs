@@ -103,7 +103,7 @@ pub enum Command {
     Ping,
     /// Show where a service's traffic goes now, the last logged event, and any drift.
     Status(StatusArgs),
-    /// Switch a service (or every service with a tag) to the other side, gated and verified.
+    /// Switch a service (or every service with a tag) to green (or `--to` a side), gated and verified.
     Switch(SwitchArgs),
     /// Shift traffic by target weights inside one upstream, step by step (`switch
     /// --strategy weights`).
@@ -147,7 +147,7 @@ pub struct SwitchArgs {
     /// How to switch: one service host write, per-route writes, or target weights.
     #[arg(long, value_enum, default_value_t = StrategyArg::Upstream)]
     pub strategy: StrategyArg,
-    /// The side to switch to (an upstream or service name); default: the other side.
+    /// The side to switch to (an upstream or service name); default: the green side.
     #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
     #[command(flatten)]
@@ -161,7 +161,7 @@ pub struct SwitchArgs {
 pub struct ShiftArgs {
     /// Service name or id.
     pub service: String,
-    /// The color (or target tag value) to shift traffic to; default: the other side.
+    /// The color (or target tag value) to shift traffic to; default: green.
     #[arg(long, value_name = "COLOR")]
     pub to: Option<String>,
     #[command(flatten)]

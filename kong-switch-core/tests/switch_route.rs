@@ -96,7 +96,15 @@ async fn route_switch_back_finds_the_active_side_by_its_routes() {
     let (_dir, log) = temp_log();
     let engine = kong.engine(log);
     engine.switch(&request()).await.expect("to green");
-    let back = engine.switch(&request()).await.expect("to blue");
+    let again = engine.switch(&request()).await.expect("green again");
+    assert_eq!(
+        again.outcome,
+        Outcome::NoOp,
+        "a plain switch never flips back"
+    );
+    let mut back_req = request();
+    back_req.to = Some("orders-blue".into());
+    let back = engine.switch(&back_req).await.expect("to blue");
     assert_eq!(back.outcome, Outcome::Completed);
     assert_eq!(
         back.to.as_ref().map(|s| s.name.as_str()),
@@ -106,6 +114,6 @@ async fn route_switch_back_finds_the_active_side_by_its_routes() {
     assert_eq!(
         again.writes().len(),
         3,
-        "the next switch moves the three routes again"
+        "the next switch moves the three routes to green again"
     );
 }

@@ -84,14 +84,22 @@ async fn second_identical_switch_is_a_noop_with_zero_writes() {
 }
 
 #[tokio::test]
-async fn switching_back_is_the_same_operation_towards_blue() {
+async fn switching_back_names_blue_and_is_the_same_single_write() {
     let kong = FakeKong::start("2.8.5", 0.0).await;
     kong.upstream_topology();
     let (_dir, log) = temp_log();
     let engine = kong.engine(log);
 
     engine.switch(&request()).await.expect("to green");
-    let back = engine.switch(&request()).await.expect("back to blue");
+    let again = engine.switch(&request()).await.expect("green again");
+    assert_eq!(
+        again.outcome,
+        Outcome::NoOp,
+        "a plain switch never flips back"
+    );
+    let mut back_req = request();
+    back_req.to = Some("orders-blue".into());
+    let back = engine.switch(&back_req).await.expect("back to blue");
 
     assert_eq!(back.outcome, Outcome::Completed);
     assert_eq!(back.to.as_ref().map(|s| s.color.as_str()), Some("blue"));
@@ -364,7 +372,9 @@ async fn dangling_intent_shows_as_drift_and_a_rerun_resolves_it() {
         .find(|e| e.kind == EventKind::Intent)
         .expect("intent")
         .clone();
-    let plan_back = engine.plan(&request()).await.expect("plan back");
+    let mut back = request();
+    back.to = Some("orders-blue".into());
+    let plan_back = engine.plan(&back).await.expect("plan back");
     let mut dangling = intent.next(EventKind::Intent);
     let mut saved = intent.intent.clone().expect("payload");
     saved.prior = json!({"plan": plan_back});

@@ -351,8 +351,8 @@ fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "{}: {} ({} reads, up to {} at once; {} ms)",
-        outcome_word(r.outcome),
+        "{}{} ({} reads, up to {} at once; {} ms)",
+        outcome_prefix(r.outcome),
         r.message,
         r.reads.requests,
         r.reads.concurrent,
@@ -389,12 +389,20 @@ fn render_batch(r: &BatchReport, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "{}: {} ({} writes, {} ms)",
-        outcome_word(r.outcome),
+        "{}{} ({} writes, {} ms)",
+        outcome_prefix(r.outcome),
         r.message,
         r.writes.len(),
         r.durations.total_ms
     )
+}
+
+/// `done: ` before the engine's sentence; none for a no-op, whose sentence says so itself.
+fn outcome_prefix(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::NoOp => String::new(),
+        other => format!("{}: ", outcome_word(other)),
+    }
 }
 
 fn outcome_word(outcome: Outcome) -> &'static str {

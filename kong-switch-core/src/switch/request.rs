@@ -563,7 +563,7 @@ pub struct SwitchRequest {
     /// How.
     pub strategy: Strategy,
     /// Explicit destination: an upstream name (`upstream`), a service name (`route`) or a
-    /// color (`weights`). Default: the side that is not active now.
+    /// color (`weights`). Default: the green side (a switch when green is active is a no-op).
     pub to: Option<String>,
     /// How sides are recognised.
     pub sides: Sides,

@@ -86,6 +86,9 @@ fn side_of(name: &str, tags: Option<&[String]>, sides: &Sides) -> Side {
     )
 }
 
+/// The color a switch goes to when the request does not name a side.
+const GREEN: &str = "green";
+
 fn other_color(color: &str) -> Option<&'static str> {
     match color {
         "blue" => Some("green"),
@@ -355,7 +358,13 @@ impl Reader<'_> {
     ) -> Result<Prepared> {
         let sides = &self.req.sides;
         let active = service.host.clone();
-        let mut dest = self.req.to.clone().or_else(|| counterpart(&active, sides));
+        // Without `to`, the destination is the green side: a switch when green is already
+        // active is a no-op, never a flip back (going back is `to` = blue, or `rollback`).
+        let mut dest = match (&self.req.to, color_of(&active, None, sides).as_deref()) {
+            (Some(to), _) => Some(to.clone()),
+            (None, Some(GREEN)) => Some(active.clone()),
+            (None, _) => counterpart(&active, sides),
+        };
         let mut active_tags: Option<Vec<String>> = None;
         if dest.is_none() {
             reads.round(1);
@@ -370,7 +379,10 @@ impl Reader<'_> {
                         service.key()
                     ))
                 })?;
-            dest = self.tagged_upstream(&active_upstream, &mut reads).await?;
+            dest = match color_of(&active, active_upstream.tags.as_deref(), sides).as_deref() {
+                Some(GREEN) => Some(active.clone()),
+                _ => self.tagged_upstream(&active_upstream, &mut reads).await?,
+            };
             active_tags = active_upstream.tags.clone();
         }
         let from = side_of(&active, active_tags.as_deref(), sides);
@@ -461,18 +473,8 @@ impl Reader<'_> {
             .iter()
             .map(|t| (target_color(t, sides), t))
             .collect();
-        let weight_of = |color: &str| -> u32 {
-            colored
-                .iter()
-                .filter(|(c, _)| c.as_deref() == Some(color))
-                .map(|(_, t)| t.weight())
-                .sum()
-        };
-        let to_color = match &self.req.to {
-            Some(to) => to.clone(),
-            None if weight_of("blue") == 0 && weight_of("green") > 0 => "blue".to_owned(),
-            None => "green".to_owned(),
-        };
+        // Without `to`, traffic moves to green; green already carrying it all is a no-op.
+        let to_color = self.req.to.clone().unwrap_or_else(|| GREEN.to_owned());
         let from_color = other_color(&to_color)
             .map(str::to_owned)
             .unwrap_or_else(|| {
@@ -619,8 +621,11 @@ impl Reader<'_> {
         let active_routes = &routes[active_index];
         let from = side_of(active.key(), active.tags.as_deref(), sides);
 
+        let active_color = color_of(active.key(), active.tags.as_deref(), sides);
         let dest_name = match &self.req.to {
             Some(to) => Some(to.clone()),
+            // Green already active: the plan below is empty, a no-op.
+            None if active_color.as_deref() == Some(GREEN) => Some(active.key().to_owned()),
             None => match counterpart(active.key(), sides) {
                 Some(n) => Some(n),
                 None => {

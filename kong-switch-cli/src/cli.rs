@@ -69,7 +69,8 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, global = true)]
     pub timeout: Duration,
 
-    /// State log: a directory for the embedded file log (default: the user's state dir).
+    /// State log: a directory for the embedded file log (default: the user's state dir), or
+    /// `firestore://PROJECT[/DATABASE]/COLLECTION` (with the `gke` feature).
     #[arg(long, value_name = "PATH", env = "KONG_SWITCH_STATE", global = true)]
     pub state: Option<PathBuf>,
 
@@ -111,6 +112,12 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Print the state-log events of a target, oldest first.
     History(HistoryArgs),
+    /// Deploy green on Kubernetes: clone blue with a new image, wait for the rollout, register it in Kong.
+    #[cfg(feature = "gke")]
+    DeployGreen(crate::gke::DeployGreenArgs),
+    /// After the switch and a bake time, scale blue to zero (or delete it) on Kubernetes.
+    #[cfg(feature = "gke")]
+    RetireBlue(crate::gke::RetireBlueArgs),
 }
 
 /// Naming convention of the two sides.

@@ -22,6 +22,10 @@ pub enum CliError {
     /// The state log failed.
     #[error(transparent)]
     State(#[from] state::Error),
+    /// Kubernetes, Firestore or the state log failed (feature `gke`).
+    #[cfg(feature = "gke")]
+    #[error(transparent)]
+    Gke(Box<kong_switch_gke::Error>),
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -42,6 +46,8 @@ impl CliError {
             CliError::Switch(e) => switch_exit(e),
             CliError::State(e) if e.is_lease_held() => Exit::Locked,
             CliError::State(_) | CliError::Output(_) => Exit::Internal,
+            #[cfg(feature = "gke")]
+            CliError::Gke(e) => crate::gke::exit_of(e),
         }
     }
 }

@@ -5,6 +5,8 @@ mod commands;
 mod config;
 mod error;
 mod exit;
+#[cfg(feature = "gke")]
+mod gke;
 mod output;
 mod progress;
 mod state;
@@ -70,6 +72,12 @@ async fn run(cli: &Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Shift(args) => commands::switch::shift(global, client, printer, args).await,
         Command::Rollback(args) => commands::rollback::run(global, client, printer, args).await,
         Command::History(args) => commands::history::run(global, printer, args).await,
+        #[cfg(feature = "gke")]
+        Command::DeployGreen(args) => {
+            commands::deploy_green::run(global, &client, printer, args).await
+        }
+        #[cfg(feature = "gke")]
+        Command::RetireBlue(args) => commands::retire_blue::run(global, printer, args).await,
     }
 }
 

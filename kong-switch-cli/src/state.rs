@@ -7,10 +7,30 @@ use kong_switch_core::state::FileLog;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 
+/// The state log: the file log, or with the `gke` feature the file or Firestore log.
+#[cfg(feature = "gke")]
+pub type Log = kong_switch_gke::AnyLog;
+/// The state log: the file log, or with the `gke` feature the file or Firestore log.
+#[cfg(not(feature = "gke"))]
+pub type Log = FileLog;
+
+/// Opens the state log `--state` names: with the `gke` feature, `firestore://…` is the
+/// Firestore log; anything else is the directory of the file log (see [`open_file_log`]).
+pub async fn open_log(args: &GlobalArgs) -> Result<Log, CliError> {
+    #[cfg(feature = "gke")]
+    if let Some(log) = crate::gke::open_firestore(args).await? {
+        return Ok(log);
+    }
+    let log = open_file_log(args)?;
+    #[cfg(feature = "gke")]
+    let log = kong_switch_gke::AnyLog::File(log);
+    Ok(log)
+}
+
 /// Opens the embedded file log: `--state` (or `KONG_SWITCH_STATE`), else the user's state
 /// directory (`$XDG_STATE_HOME/kong-switch`, `~/.local/state/kong-switch`; the local data
 /// directory on systems without a state directory).
-pub fn open_log(args: &GlobalArgs) -> Result<FileLog, CliError> {
+pub fn open_file_log(args: &GlobalArgs) -> Result<FileLog, CliError> {
     let dir = match &args.state {
         Some(dir) => dir.clone(),
         None => default_dir().ok_or_else(|| {

@@ -28,7 +28,7 @@ pub async fn run(
     printer: &Printer,
     args: &HistoryArgs,
 ) -> Result<Exit, CliError> {
-    let log = state::open_log(global)?;
+    let log = state::open_log(global).await?;
     let History {
         mut events,
         corrupt,

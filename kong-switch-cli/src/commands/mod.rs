@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
+#[cfg(feature = "gke")]
+pub mod deploy_green;
 pub mod history;
 pub mod ping;
+#[cfg(feature = "gke")]
+pub mod retire_blue;
 pub mod rollback;
 pub mod status;
 pub mod switch;

@@ -20,7 +20,7 @@ pub async fn run(
     printer: &Printer,
     args: &RollbackArgs,
 ) -> Result<Exit, CliError> {
-    let log = state::open_log(global)?;
+    let log = state::open_log(global).await?;
     let progress = Arc::new(CliProgress::new(
         printer.progress_enabled(),
         io::stderr().is_terminal(),

@@ -50,7 +50,7 @@ pub async fn run(
                 e.into()
             }
         })?;
-    let log = state::open_log(global)?;
+    let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
     let exit = match drift.state {

@@ -63,7 +63,7 @@ async fn run(
     dp_timeout: std::time::Duration,
 ) -> Result<Exit, CliError> {
     req.validate()?;
-    let log = state::open_log(global)?;
+    let log = state::open_log(global).await?;
     let progress = Arc::new(CliProgress::new(
         printer.progress_enabled(),
         io::stderr().is_terminal(),

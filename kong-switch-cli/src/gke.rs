@@ -1,0 +1,220 @@
+//! The `gke` feature: arguments of `deploy-green` and `retire-blue`, opening the state log
+//! from `--state` (a directory or `firestore://PROJECT[/DATABASE]/COLLECTION`), and the exit
+//! codes of the gke crate's errors.
+
+use std::time::Duration;
+
+use clap::Args;
+use kong_switch_gke::k8s::{Cluster, KubeOptions, Progress, RolloutProgress, RunContext};
+use kong_switch_gke::{AnyLog, Error, FirestoreEndpoint, FirestoreLog, StateLocation};
+
+use crate::cli::{GlobalArgs, parse_duration};
+use kong_switch_core::admin;
+
+use crate::error::CliError;
+use crate::exit::Exit;
+use crate::output::Printer;
+
+/// Which cluster and namespace (kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the
+/// in-cluster service account).
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Namespace to use instead of the context's.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+}
+
+/// Attributes recorded with every event of the run.
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Who runs it (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Kong service switched by this app; also the state-log target unless --target.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// State-log target key (default: --service, else the app).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Environment recorded in the state log, e.g. `production`.
+    #[arg(long, env = "KONG_SWITCH_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// CI build id recorded in the state log.
+    #[arg(long, env = "KONG_SWITCH_BUILD_ID")]
+    pub build_id: Option<String>,
+}
+
+/// `deploy-green` arguments.
+#[derive(Debug, Args)]
+pub struct DeployGreenArgs {
+    /// The app: blue is the Deployment labelled `app=<APP>,version=blue`; green is `<APP>-green`.
+    pub app: String,
+    /// Image of the green container.
+    #[arg(long)]
+    pub image: String,
+    /// Blue Deployment by name (instead of by labels).
+    #[arg(long, value_name = "DEPLOYMENT")]
+    pub blue: Option<String>,
+    /// Blue Service to copy ports from (default `<APP>-blue`, else the one selecting blue's pods).
+    #[arg(long, value_name = "SERVICE")]
+    pub blue_service: Option<String>,
+    /// Container that gets the image (default: the first).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Environment variable for the green container, `NAME=value` (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Replicas (default: blue's).
+    #[arg(long)]
+    pub replicas: Option<i32>,
+    /// Extra label for the green Deployment and pods, `key=value` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Service port Kong targets (default: the Service's first port).
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// Version recorded in the state log (default: the image tag).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Kong Upstream whose health checks green copies (default `<APP>-blue`).
+    #[arg(long, value_name = "UPSTREAM")]
+    pub blue_upstream: Option<String>,
+    /// Green Kong Upstream (default `<APP>-green`).
+    #[arg(long, value_name = "UPSTREAM")]
+    pub green_upstream: Option<String>,
+    /// How long the rollout may take.
+    #[arg(long = "rollout-timeout", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub rollout_timeout: Duration,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// `retire-blue` arguments.
+#[derive(Debug, Args)]
+pub struct RetireBlueArgs {
+    /// The app: blue is the Deployment labelled `app=<APP>,version=blue`.
+    pub app: String,
+    /// Blue Deployment by name (instead of by labels).
+    #[arg(long, value_name = "DEPLOYMENT")]
+    pub blue: Option<String>,
+    /// Delete blue instead of scaling it to zero.
+    #[arg(long)]
+    pub delete: bool,
+    /// How long green must have been active before blue goes; the rest is waited out.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub bake_time: Duration,
+    /// Retire even if the state log does not show green active.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        CliError::Gke(Box::new(error))
+    }
+}
+
+fn key_value(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{value}` is not KEY=VALUE")),
+    }
+}
+
+/// The Firestore log, if `--state` is a `firestore://` URL (the emulator when
+/// `FIRESTORE_EMULATOR_HOST` is set); `None` for a directory.
+pub async fn open_firestore(global: &GlobalArgs) -> Result<Option<AnyLog>, CliError> {
+    let Some(value) = &global.state else {
+        return Ok(None);
+    };
+    match StateLocation::parse(&value.to_string_lossy())? {
+        StateLocation::Firestore(url) => Ok(Some(AnyLog::Firestore(
+            FirestoreLog::connect_to(url, FirestoreEndpoint::from_env()).await?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// Connects to the cluster of `--context`/`--namespace`.
+pub async fn cluster(args: &KubeArgs) -> Result<Cluster, CliError> {
+    Ok(Cluster::connect(&KubeOptions {
+        context: args.context.clone(),
+        namespace: args.namespace.clone(),
+    })
+    .await?)
+}
+
+/// The run's context: target, actor (`--actor`, else `user@host`), and recorded attributes.
+pub fn run_context(app: &str, args: &RecordArgs) -> RunContext {
+    let service = args.service.clone().unwrap_or_else(|| app.to_owned());
+    RunContext {
+        target: args.target.clone().unwrap_or_else(|| service.clone()),
+        actor: crate::state::actor(args.actor.as_deref()),
+        environment: args.environment.clone(),
+        build_id: args.build_id.clone(),
+        service: Some(service),
+    }
+}
+
+/// Step and rollout lines on stderr, when progress is enabled (a terminal, not quiet).
+pub struct StderrProgress {
+    enabled: bool,
+}
+
+impl StderrProgress {
+    /// Progress for `printer`.
+    pub fn new(printer: &Printer) -> Self {
+        StderrProgress {
+            enabled: printer.progress_enabled(),
+        }
+    }
+}
+
+impl Progress for StderrProgress {
+    fn step(&self, message: &str) {
+        if self.enabled {
+            eprintln!("… {message}");
+        }
+    }
+
+    fn rollout(&self, deployment: &str, progress: &RolloutProgress) {
+        if self.enabled {
+            eprintln!("  {deployment}: {progress}");
+        }
+    }
+}
+
+/// The exit code of a gke error (README "Exit codes").
+pub fn exit_of(error: &Error) -> Exit {
+    match error {
+        Error::InvalidStateUrl { .. }
+        | Error::KubeConfig { .. }
+        | Error::NotFound { .. }
+        | Error::Mismatch(_) => Exit::Usage,
+        Error::State(e) if e.is_lease_held() => Exit::Locked,
+        Error::State(_) => Exit::Internal,
+        Error::Kube { .. } if error.is_unreachable() => Exit::Unreachable,
+        Error::Kube { .. } => Exit::Internal,
+        Error::RolloutFailed { .. } | Error::RolloutTimeout { .. } | Error::RolledBack { .. } => {
+            Exit::RolledBack
+        }
+        Error::RollbackFailed { .. } => Exit::Drift,
+        Error::Kong(e) => match e.as_ref() {
+            admin::Error::InvalidConfig { .. } => Exit::Usage,
+            admin::Error::Connect { .. } | admin::Error::Timeout { .. } => Exit::Unreachable,
+            _ => Exit::Kong,
+        },
+        Error::KongSetup(_) => Exit::Kong,
+        Error::Refused(_) => Exit::GateRefused,
+        _ => Exit::Internal,
+    }
+}

@@ -1,0 +1,275 @@
+//! `FirestoreLog` on the real Firestore emulator: the shared state-log behaviour suite (the
+//! same checks `FileLog` passes in core), then the Firestore-specific behaviours.
+//!
+//! One emulator serves the whole file: it is started once, every check runs against it and
+//! is reported by name, and the emulator is stopped by its process id at the end.
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use kong_switch_core::state::{
+    Color, DeploymentStatus, Error as StateError, Event, EventKind, LeaseRequest, StateLog,
+    conformance,
+};
+use kong_switch_gke::{FirestoreEndpoint, FirestoreLog, FirestoreUrl};
+use support::emulator::Emulator;
+use uuid::Uuid;
+
+type Check = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+async fn connect(host: &str, collection: &str) -> FirestoreLog {
+    let url: FirestoreUrl = format!("firestore://kong-switch-test/{collection}")
+        .parse()
+        .expect("valid URL");
+    FirestoreLog::connect_to(
+        url,
+        FirestoreEndpoint::Emulator {
+            host: host.to_owned(),
+        },
+    )
+    .await
+    .expect("connect to the emulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_emulator() {
+    let emulator = Emulator::start();
+    let host = emulator.host().to_owned();
+    let collection = format!("suite-{}", Uuid::new_v4().simple());
+    let log = connect(&host, &collection).await;
+
+    let mut checks: Vec<(&str, Check)> = Vec::new();
+    macro_rules! check {
+        ($name:ident) => {{
+            let log = log.clone();
+            checks.push((
+                stringify!($name),
+                Box::pin(async move { conformance::$name(&log).await }),
+            ));
+        }};
+    }
+    // The shared behaviour suite (kong_switch_core::state::conformance).
+    check!(append_assigns_increasing_sequence_numbers);
+    check!(history_is_per_target_and_oldest_first);
+    check!(unknown_target_has_no_events);
+    check!(last_returns_the_newest_event);
+    check!(event_fields_round_trip);
+    check!(targets_lists_targets_with_events);
+    check!(acquire_grants_a_lease_for_the_ttl);
+    check!(second_acquire_fails_naming_the_holder);
+    check!(release_lets_another_acquire);
+    check!(leases_are_per_target);
+    check!(concurrent_acquires_have_exactly_one_winner);
+    check!(concurrent_appends_get_distinct_sequence_numbers);
+    check!(holder_can_append_while_holding_the_lease);
+    {
+        let host = host.clone();
+        let collection = collection.clone();
+        checks.push((
+            "appends_survive_reopening",
+            Box::pin(async move {
+                conformance::appends_survive_reopening(|| connect(&host, &collection)).await;
+            }),
+        ));
+    }
+    // Firestore-specific behaviours.
+    {
+        let log = log.clone();
+        checks.push((
+            "expired_lease_is_taken_over",
+            Box::pin(async move { expired_lease_is_taken_over(&log).await }),
+        ));
+    }
+    {
+        let log = log.clone();
+        checks.push((
+            "stale_release_does_not_free_the_new_holder",
+            Box::pin(async move { stale_release_does_not_free_the_new_holder(&log).await }),
+        ));
+    }
+    {
+        let log = log.clone();
+        checks.push((
+            "target_document_tracks_the_current_state",
+            Box::pin(async move { target_document_tracks_the_current_state(&log).await }),
+        ));
+    }
+    {
+        let log = log.clone();
+        checks.push((
+            "concurrent_acquires_across_clients_have_one_winner",
+            Box::pin(async move {
+                concurrent_acquires_across_clients_have_one_winner(&log, &host, &collection).await;
+            }),
+        ));
+    }
+
+    let mut failed = Vec::new();
+    for (name, check) in checks {
+        match tokio::spawn(check).await {
+            Ok(()) => eprintln!("ok   {name}"),
+            Err(err) => {
+                eprintln!("FAIL {name}: {err}");
+                failed.push(name);
+            }
+        }
+    }
+    drop(emulator);
+    assert!(failed.is_empty(), "failed on the emulator: {failed:?}");
+}
+
+fn fresh(name: &str) -> String {
+    format!("{name}-{}", Uuid::new_v4().simple())
+}
+
+/// A lease past its expiry may be taken over by another holder.
+async fn expired_lease_is_taken_over(log: &FirestoreLog) {
+    let target = fresh("expired");
+    let stale = log
+        .acquire(LeaseRequest::new(
+            &target,
+            "crashed@host (pid 1)",
+            Duration::from_millis(200),
+        ))
+        .await
+        .expect("first acquire");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let fresh = log
+        .acquire(LeaseRequest::new(
+            &target,
+            "bob@host (pid 2)",
+            Duration::from_secs(600),
+        ))
+        .await
+        .expect("an expired lease is taken over");
+    assert_eq!(fresh.lease().holder, "bob@host (pid 2)");
+    assert_ne!(fresh.lease().token, stale.lease().token);
+    log.release(fresh).await.expect("release");
+}
+
+/// Releasing a lease that expired and was taken over leaves the new holder's lease alone.
+async fn stale_release_does_not_free_the_new_holder(log: &FirestoreLog) {
+    let target = fresh("stale-release");
+    let stale = log
+        .acquire(LeaseRequest::new(
+            &target,
+            "slow@host",
+            Duration::from_millis(200),
+        ))
+        .await
+        .expect("first acquire");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let current = log
+        .acquire(LeaseRequest::new(
+            &target,
+            "new@host",
+            Duration::from_secs(600),
+        ))
+        .await
+        .expect("takeover");
+    log.release(stale)
+        .await
+        .expect("a stale release is not an error");
+    match log
+        .acquire(LeaseRequest::new(
+            &target,
+            "third@host",
+            Duration::from_secs(600),
+        ))
+        .await
+    {
+        Err(StateError::LeaseHeld { holder, .. }) => assert_eq!(holder, "new@host"),
+        other => panic!("expected the new holder to keep the lease, got {other:?}"),
+    }
+    log.release(current).await.expect("release");
+}
+
+/// The target document carries the active side and each side's status.
+async fn target_document_tracks_the_current_state(log: &FirestoreLog) {
+    let target = fresh("current");
+    for event in [
+        Event::new(&target, EventKind::Status)
+            .with_color(Color::Green)
+            .with_status(DeploymentStatus::Deploying)
+            .with_deployment("orders-green")
+            .with_version("2.0.0"),
+        Event::new(&target, EventKind::Status)
+            .with_color(Color::Green)
+            .with_status(DeploymentStatus::Testing),
+        Event::new(&target, EventKind::Completed)
+            .with_sides("blue", "green")
+            .with_status(DeploymentStatus::Active),
+        Event::new(&target, EventKind::Status)
+            .with_color(Color::Blue)
+            .with_status(DeploymentStatus::Idle),
+    ] {
+        log.append(event).await.expect("append");
+    }
+    let state = log
+        .current(&target)
+        .await
+        .expect("read")
+        .expect("the target has a document");
+    assert_eq!(state.last_seq, 4);
+    assert_eq!(state.active_color.as_deref(), Some("green"));
+    assert_eq!(state.sides["green"].status, Some(DeploymentStatus::Active));
+    assert_eq!(state.sides["green"].version.as_deref(), Some("2.0.0"));
+    assert_eq!(state.sides["blue"].status, Some(DeploymentStatus::Idle));
+    assert!(state.lease.is_none());
+}
+
+/// Separate clients (as separate processes would be) racing for one lease: one winner.
+async fn concurrent_acquires_across_clients_have_one_winner(
+    log: &FirestoreLog,
+    host: &str,
+    collection: &str,
+) {
+    let target = fresh("clients");
+    let mut clients = vec![log.clone()];
+    for _ in 0..3 {
+        clients.push(connect(host, collection).await);
+    }
+    let attempts = clients.iter().enumerate().map(|(i, client)| {
+        client.acquire(LeaseRequest::new(
+            &target,
+            format!("client {i}"),
+            Duration::from_secs(600),
+        ))
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for result in &results {
+        if let Err(err) = result {
+            assert!(err.is_lease_held(), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unreachable_firestore_fails_with_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let url: FirestoreUrl = "firestore://kong-switch-test/ks".parse().expect("valid");
+    let err = FirestoreLog::connect_to(
+        url,
+        FirestoreEndpoint::Emulator {
+            host: format!("127.0.0.1:{port}"),
+        },
+    )
+    .await
+    .expect_err("nothing listens there");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "firestore state store: cannot connect to firestore://kong-switch-test/ks"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("unreachable"), "{message}");
+}

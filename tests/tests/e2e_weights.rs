@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{Cli, sample, upstream, wait_color, weights};
 use common::expect;
-use kong_switch_tests::backend::Backend;
+use kong_switch_tests::backend::{Backend, BackendMode};
 use kong_switch_tests::harness::Env;
 use kong_switch_tests::standin::StandIn;
 use serde_json::json;
@@ -75,18 +75,6 @@ async fn shared(env: &Env, prefix: &str) -> Shared {
 }
 
 impl Shared {
-    /// Gate flags for a green target at weight 0. Kong 3.x has no health for a weight-0
-    /// target (it is not in the balancer: `/health` says HEALTHCHECKS_OFF even with active
-    /// checks on; kong-version-diffs.md `health.active.weight0-target`), so the gate cannot
-    /// read it: accept unknown health and probe green directly instead.
-    fn green_gate(&self) -> Vec<String> {
-        vec![
-            "--allow-unknown-health".into(),
-            "--probe".into(),
-            format!("{}/health", self.green.url()),
-        ]
-    }
-
     /// Green's share of the weights, in percent (None while both are 0).
     async fn green_weight_percent(&self, env: &Env) -> Option<u64> {
         let w = weights(env, &self.up).await;
@@ -121,7 +109,7 @@ async fn weights_shift_in_four_steps_sends_the_planned_share_to_green_at_each_st
     let shift = {
         let ks = cli.ks.clone();
         // Text output: progress comes as plain lines on stderr (not a terminal).
-        let mut args: Vec<String> = [
+        let args: Vec<String> = [
             "shift",
             &app.base,
             "--steps",
@@ -131,7 +119,6 @@ async fn weights_shift_in_four_steps_sends_the_planned_share_to_green_at_each_st
         ]
         .map(String::from)
         .to_vec();
-        args.extend(app.green_gate());
         tokio::spawn(async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ks.run_async(&args).await
@@ -220,8 +207,7 @@ async fn sigkill_during_a_weights_shift_is_reported_by_status_and_resolved_by_ro
     assert!(ok.is_some(), "blue target never HEALTHY");
     let before = weights(&env, &app.up).await;
     let cli = Cli::new(&env);
-    let gate = app.green_gate();
-    let mut args = vec![
+    let args = vec![
         "shift",
         &app.base,
         "--steps",
@@ -229,7 +215,6 @@ async fn sigkill_during_a_weights_shift_is_reported_by_status_and_resolved_by_ro
         "--bake",
         "60s",
     ];
-    args.extend(gate.iter().map(String::as_str));
     let mut child = tokio::process::Command::from(cli.ks.command(&args))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -280,13 +265,7 @@ async fn sigkill_during_a_weights_shift_is_reported_by_status_and_resolved_by_ro
 
     // And the lease of the killed run does not block the next one: a re-run shifts fully.
     let (code, again) = cli
-        .json(
-            &[
-                &["shift", app.base.as_str(), "--steps", "100"],
-                &gate.iter().map(String::as_str).collect::<Vec<_>>()[..],
-            ]
-            .concat(),
-        )
+        .json(&["shift", app.base.as_str(), "--steps", "100"])
         .await;
     assert_eq!(code, Some(0), "{again:#}");
     let w = weights(&env, &app.up).await;
@@ -309,8 +288,7 @@ async fn sigkill_during_a_weights_shift_is_resolved_by_a_re_run() {
     .await;
     assert!(ok.is_some(), "blue target never HEALTHY");
     let cli = Cli::new(&env);
-    let gate = app.green_gate();
-    let mut args = vec![
+    let args = vec![
         "shift",
         &app.base,
         "--steps",
@@ -318,7 +296,6 @@ async fn sigkill_during_a_weights_shift_is_resolved_by_a_re_run() {
         "--bake",
         "60s",
     ];
-    args.extend(gate.iter().map(String::as_str));
     let mut child = tokio::process::Command::from(cli.ks.command(&args))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -335,13 +312,7 @@ async fn sigkill_during_a_weights_shift_is_resolved_by_a_re_run() {
 
     // A re-run sees the dangling intent, restores the start, then shifts.
     let (code, report) = cli
-        .json(
-            &[
-                &["shift", app.base.as_str(), "--steps", "100"],
-                &gate.iter().map(String::as_str).collect::<Vec<_>>()[..],
-            ]
-            .concat(),
-        )
+        .json(&["shift", app.base.as_str(), "--steps", "100"])
         .await;
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["recovered"]["kong"], "partial", "{report:#}");
@@ -352,4 +323,67 @@ async fn sigkill_during_a_weights_shift_is_resolved_by_a_re_run() {
     let (code, status) = cli.json(&["status", &app.base]).await;
     assert_eq!(code, Some(0), "{status:#}");
     assert_eq!(status["drift"]["state"], "in_sync");
+}
+
+/// Kong 3.x reports no health for a weight-0 target (HEALTHCHECKS_OFF even with active checks
+/// on), so before a shift gives green traffic the engine runs the upstream's own active check
+/// (`http_path`, healthy statuses) against it: a plain `shift` is refused, changing nothing,
+/// while green is down, and passes once green answers. On 2.8 Kong checks weight-0 targets
+/// itself, and its own health view refuses and passes the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_zero_green_targets_are_health_checked_before_a_shift_gives_them_traffic() {
+    let env = env().await;
+    let app = shared(&env, "idle").await;
+    let blue_target = env.target_for(&app.blue);
+    let ok = Env::wait_until(Duration::from_secs(10), || async {
+        common::e2e::health(&env, &app.up)
+            .await
+            .get(&blue_target)
+            .is_some_and(|h| h == "HEALTHY")
+    })
+    .await;
+    assert!(ok.is_some(), "blue target never HEALTHY");
+    let kong3 = env.version().await.major >= 3;
+    let cli = Cli::new(&env);
+    let idle_gate = |report: &serde_json::Value| {
+        report["gates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| g["name"] == "idle_targets_checked")
+            .cloned()
+    };
+
+    app.green
+        .set_mode(BackendMode::Down)
+        .await
+        .expect("green goes down");
+    let before = weights(&env, &app.up).await;
+    let (code, report) = cli.json(&["shift", &app.base]).await;
+    assert_eq!(code, Some(3), "refused while green is down: {report}");
+    assert_eq!(report["outcome"], "refused");
+    assert_eq!(weights(&env, &app.up).await, before, "Kong unchanged");
+    if kong3 {
+        let gate = idle_gate(&report).expect("the weight-0 check is reported");
+        assert_eq!(gate["passed"], false, "{gate}");
+        assert!(
+            gate["observed"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("0 of 1"),
+            "{gate}"
+        );
+    }
+
+    app.green
+        .set_mode(BackendMode::Healthy)
+        .await
+        .expect("green comes back");
+    let (code, report) = cli.json(&["shift", &app.base]).await;
+    assert_eq!(code, Some(0), "passes once green answers: {report}");
+    if kong3 {
+        let gate = idle_gate(&report).expect("the weight-0 check is reported");
+        assert_eq!(gate["passed"], true, "{gate}");
+    }
+    wait_color(&env, &app.path, "green").await;
 }

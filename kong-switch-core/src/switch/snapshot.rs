@@ -2,13 +2,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::admin::{self, KongClient, ListParams, Node, TagFilter};
-use crate::model::{Mode, NameOrId, Route, Service, Target, Upstream, UpstreamHealth};
+use crate::model::{
+    ActiveHealthcheck, Mode, NameOrId, Route, Service, Target, TargetHealth, Upstream,
+    UpstreamHealth,
+};
 
 use super::error::{Error, Result};
 use super::gates::{self, GateOutcome, HealthCounts};
@@ -641,10 +645,82 @@ impl Reader<'_> {
                 self.req.gates.min_targets,
                 &format!("{to_color} targets"),
             ));
-            let views = self.health_views(&node, &upstream_name, &mut reads).await;
+            let mut views = self.health_views(&node, &upstream_name, &mut reads).await;
+            if let Some(up) = &upstream {
+                let idle: Vec<&Target> = targets
+                    .iter()
+                    .filter(|t| t.weight() == 0 && to_keys.iter().any(|k| k == t.key()))
+                    .collect();
+                if let Some(gate) = self.check_idle_targets(up, &idle, &mut views).await {
+                    gate_list.push(gate);
+                }
+            }
             gate_list.extend(self.health_gates(&views, &to_keys));
         }
         self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+    }
+
+    /// Kong 3.x runs no health checks on weight-0 targets: they report `HEALTHCHECKS_OFF`
+    /// although the upstream's active checks are on. Before a shift gives them traffic, the
+    /// engine runs that same active check against them itself (the upstream's `http_path`,
+    /// `timeout` and healthy statuses) and puts the result in place of the unknown health.
+    /// Returns a gate naming what was checked, or `None` when nothing needed checking.
+    async fn check_idle_targets(
+        &self,
+        upstream: &Upstream,
+        idle: &[&Target],
+        views: &mut [HealthView],
+    ) -> Option<GateOutcome> {
+        let active = upstream
+            .healthchecks
+            .as_ref()
+            .filter(|h| h.active_enabled())
+            .and_then(|h| h.active.as_ref())?;
+        let unknown = |t: &Target| {
+            views.iter().any(|v| {
+                v.health.as_ref().is_ok_and(|h| {
+                    h.data.iter().any(|e| {
+                        same_target(&e.target, t)
+                            && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
+                    })
+                })
+            })
+        };
+        let to_check: Vec<&Target> = idle.iter().copied().filter(|t| unknown(t)).collect();
+        if to_check.is_empty() {
+            return None;
+        }
+        let results = join_all(
+            to_check
+                .iter()
+                .map(|t| active_check(self.http, active, &t.target)),
+        )
+        .await;
+        for v in views.iter_mut() {
+            let Ok(h) = v.health.as_mut() else { continue };
+            for e in &mut h.data {
+                if let Some(i) = to_check.iter().position(|t| same_target(&e.target, t))
+                    && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
+                {
+                    e.health = Some(if results[i] {
+                        TargetHealth::Healthy
+                    } else {
+                        TargetHealth::Unhealthy
+                    });
+                }
+            }
+        }
+        let healthy = results.iter().filter(|ok| **ok).count();
+        Some(GateOutcome::new(
+            "idle_targets_checked",
+            healthy == results.len(),
+            format!(
+                "{healthy} of {} weight-0 target(s) answered the upstream's active check (GET {}) from kong-switch; Kong reports no health for weight-0 targets",
+                results.len(),
+                active.http_path.as_deref().unwrap_or("/")
+            ),
+            "every weight-0 target about to receive traffic passes the active check",
+        ))
     }
 
     async fn prepare_route(
@@ -864,6 +940,44 @@ fn target_color(target: &Target, sides: &Sides) -> Option<String> {
         Some("blue".into())
     } else {
         None
+    }
+}
+
+fn same_target(a: &Target, b: &Target) -> bool {
+    match (a.id.as_deref(), b.id.as_deref()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.target == b.target,
+    }
+}
+
+/// Kong's active health check of one target, run once from here: an HTTP(S) GET of
+/// `http_path` answered with one of the healthy statuses within `timeout`, or for `tcp`
+/// checks a connection. Other check types (gRPC) are not run and count as failed.
+async fn active_check(http: &reqwest::Client, active: &ActiveHealthcheck, address: &str) -> bool {
+    let timeout = Duration::from_secs_f64(active.timeout.unwrap_or(1.0).clamp(0.1, 60.0));
+    match active.kind.as_deref().unwrap_or("http") {
+        "tcp" => matches!(
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await,
+            Ok(Ok(_))
+        ),
+        scheme @ ("http" | "https") => {
+            let path = active.http_path.as_deref().unwrap_or("/");
+            let healthy: &[u16] = active
+                .healthy
+                .as_ref()
+                .and_then(|h| h.http_statuses.as_deref())
+                .unwrap_or(&[200, 302]);
+            match http
+                .get(format!("{scheme}://{address}{path}"))
+                .timeout(timeout)
+                .send()
+                .await
+            {
+                Ok(resp) => healthy.contains(&resp.status().as_u16()),
+                Err(_) => false,
+            }
+        }
+        _ => false,
     }
 }
 

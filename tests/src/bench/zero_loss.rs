@@ -146,24 +146,13 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         }
         if i % every == every - 1 && shift_attempts < shifts {
             shift_attempts += 1;
-            // Gate on an HTTP probe of the side shifted to: Kong reports no health for a
-            // weight-0 target.
-            let (color, probe) = if shift_attempts % 2 == 1 {
-                ("green", format!("{}/health", green.url()))
+            // The weight-0 side has no health in Kong 3.x; the engine checks it itself.
+            let color = if shift_attempts % 2 == 1 {
+                "green"
             } else {
-                ("blue", format!("{}/health", blue.url()))
+                "blue"
             };
-            let t = timed(cli.command(&[
-                "--quiet",
-                "shift",
-                &w,
-                "--to",
-                color,
-                "--allow-unknown-health",
-                "--probe",
-                &probe,
-            ]))
-            .await?;
+            let t = timed(cli.command(&["--quiet", "shift", &w, "--to", color])).await?;
             match t.check("shift") {
                 Ok(_) => done_shifts += 1,
                 Err(e) => failed_runs.push(e),

@@ -118,6 +118,10 @@ pub enum Command {
     /// After the switch and a bake time, scale blue to zero (or delete it) on Kubernetes.
     #[cfg(feature = "gke")]
     RetireBlue(crate::gke::RetireBlueArgs),
+    /// Switch in Kubernetes (Service selector or HTTPRoute weights), for clusters where Kong
+    /// is driven by its ingress controller.
+    #[cfg(feature = "gke")]
+    K8sSwitch(crate::gke::K8sSwitchArgs),
 }
 
 /// Naming convention of the two sides.

@@ -117,6 +117,47 @@ pub struct RetireBlueArgs {
     pub record: RecordArgs,
 }
 
+/// `k8s-switch` arguments: a switch made in Kubernetes, for clusters where Kong is driven by
+/// its ingress controller (whose Admin API must not be written).
+#[derive(Debug, Args)]
+pub struct K8sSwitchArgs {
+    /// Flip this Service's `version` selector to `--to`.
+    #[arg(
+        long,
+        value_name = "SERVICE",
+        required_unless_present = "httproute",
+        conflicts_with = "httproute"
+    )]
+    pub service_selector: Option<String>,
+    /// Set the backend weights of this HTTPRoute (with `--weight`).
+    #[arg(long, value_name = "ROUTE", requires = "weights")]
+    pub httproute: Option<String>,
+    /// The side the Service selects (with `--service-selector`).
+    #[arg(long, default_value = "green", value_name = "COLOR")]
+    pub to: String,
+    /// Ready pods the side must have before the Service selects it (gate).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_ready: usize,
+    /// Weight of one backend Service of the HTTPRoute, `SERVICE=WEIGHT` (repeatable);
+    /// backends not named keep theirs.
+    #[arg(long = "weight", value_name = "SERVICE=WEIGHT", value_parser = backend_weight)]
+    pub weights: Vec<(String, i32)>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+fn backend_weight(value: &str) -> Result<(String, i32), String> {
+    let (name, weight) = key_value(value)?;
+    match weight.trim().parse::<i32>() {
+        Ok(w) if (0..=1_000_000).contains(&w) => Ok((name, w)),
+        _ => Err(format!(
+            "`{value}`: the weight must be a whole number from 0 to 1000000, e.g. orders-green=100"
+        )),
+    }
+}
+
 impl From<Error> for CliError {
     fn from(error: Error) -> Self {
         CliError::Gke(Box::new(error))

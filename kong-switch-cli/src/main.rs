@@ -78,6 +78,8 @@ async fn run(cli: &Cli, printer: &Printer) -> Result<Exit, CliError> {
         }
         #[cfg(feature = "gke")]
         Command::RetireBlue(args) => commands::retire_blue::run(global, printer, args).await,
+        #[cfg(feature = "gke")]
+        Command::K8sSwitch(args) => commands::k8s_switch::run(global, printer, args).await,
     }
 }
 

@@ -348,3 +348,81 @@ fn a_malformed_firestore_url_is_a_usage_error_naming_the_part() {
         text(&out.stderr)
     );
 }
+
+/// `k8s-switch --service-selector`: the stable Service selects green's pods after the gate on
+/// ready pods passes; the run is logged; a second identical run writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_switch_flips_the_service_selector_once_and_logs_it() {
+    let kube = FakeKube::start(Duration::from_millis(50)).await;
+    kube.insert("deployments", support::blue_deployment());
+    let mut green = support::blue_deployment();
+    green["metadata"]["name"] = serde_json::json!("orders-green");
+    green["metadata"]["labels"]["version"] = serde_json::json!("green");
+    green["spec"]["selector"]["matchLabels"]["version"] = serde_json::json!("green");
+    green["spec"]["template"]["metadata"]["labels"]["version"] = serde_json::json!("green");
+    kube.insert("deployments", green);
+    kube.insert(
+        "services",
+        serde_json::json!({"kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "orders", "namespace": NAMESPACE},
+            "spec": {"selector": {"app": "orders", "version": "blue"},
+                     "ports": [{"port": 80, "targetPort": "http"}]}}),
+    );
+    // Let the fake kubelet mark the pods ready.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kube.kubeconfig(dir.path(), NAMESPACE);
+    let state = dir.path().join("state");
+    let state = state.to_str().expect("UTF-8 path");
+    let args = [
+        "--state",
+        state,
+        "k8s-switch",
+        "--service-selector",
+        "orders",
+        "--to",
+        "green",
+        "--min-ready",
+        "2",
+        "--actor",
+        "ci",
+    ];
+
+    let out = kong_switch(&args, &kubeconfig, "127.0.0.1:9");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let service = kube
+        .object("services", NAMESPACE, "orders")
+        .expect("service");
+    assert_eq!(service["spec"]["selector"]["version"], "green");
+    assert!(text(&out.stdout).contains("done"), "{}", text(&out.stdout));
+
+    let again = kong_switch(&args, &kubeconfig, "127.0.0.1:9");
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&again.stderr)
+    );
+    assert!(
+        text(&again.stdout).contains("nothing to do"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let history = kong_switch(
+        &["--state", state, "--output", "json", "history", "orders"],
+        &kubeconfig,
+        "127.0.0.1:9",
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&history.stdout).expect("JSON history");
+    let kinds: Vec<&str> = doc["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.starts_with(&["intent", "completed"]),
+        "intent then completed: {kinds:?}"
+    );
+}

@@ -3,6 +3,7 @@
 //! The reports are plain `Serialize` types: the CLI's `--output json` prints them as they are,
 //! so their shape is the documented, stable JSON output.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -189,33 +190,21 @@ async fn upstream_status(
         }
     };
     let (targets, health) = futures::try_join!(targets, health)?;
-    // The first health entry with the target's id (or, when either has no id, its address),
-    // found through indexes: a linear search per target is quadratic in large upstreams.
+    // Health entries indexed by id and by address: a search per target would be quadratic
+    // in large upstreams. A target is matched by its id, else by its address.
     let entries = health.as_ref().map_or(&[][..], |h| h.data.as_slice());
-    let mut by_id = std::collections::HashMap::new();
-    let mut by_address = std::collections::HashMap::new();
-    let mut by_address_no_id = std::collections::HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
+    let mut by_id = HashMap::new();
+    let mut by_address = HashMap::new();
+    for e in entries {
         if let Some(id) = e.target.id.as_deref() {
-            by_id.entry(id).or_insert(i);
-        } else {
-            by_address_no_id
-                .entry(e.target.target.as_str())
-                .or_insert(i);
+            by_id.entry(id).or_insert(e);
         }
-        by_address.entry(e.target.target.as_str()).or_insert(i);
+        by_address.entry(e.target.target.as_str()).or_insert(e);
     }
     let health_of = |id: Option<&str>, address: &str| {
-        let found = match id {
-            Some(id) => by_id
-                .get(id)
-                .into_iter()
-                .chain(by_address_no_id.get(address))
-                .min()
-                .copied(),
-            None => by_address.get(address).copied(),
-        };
-        found.and_then(|i| entries[i].health.clone())
+        id.and_then(|id| by_id.get(id))
+            .or_else(|| by_address.get(address))
+            .and_then(|e| e.health.clone())
     };
     let targets = targets
         .iter()

@@ -3,6 +3,8 @@
 #[cfg(feature = "gke")]
 pub mod deploy_green;
 pub mod history;
+#[cfg(feature = "gke")]
+pub mod k8s_switch;
 pub mod ping;
 #[cfg(feature = "gke")]
 pub mod retire_blue;

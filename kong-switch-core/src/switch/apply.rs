@@ -128,19 +128,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut out = Applied {
-        steps: plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| StepReport {
-                index: i + 1,
-                stage: s.stage,
-                description: s.description.clone(),
-                request: s.request.clone(),
-                status: StepStatus::Planned,
-                error: None,
-            })
-            .collect(),
+        steps: StepReport::planned(plan),
         ..Applied::default()
     };
     let total = plan.steps.len();

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::admin::{KongClient, ListParams, Node, TagFilter};
+use crate::admin::{AdminRequest, KongClient, ListParams, Node, TagFilter};
 use crate::model::{Mode, NameOrId};
 use crate::state::{
     DeploymentStatus, Event, EventKind, Intent, LeaseRequest, StateLog, Step as LogStep,
@@ -618,22 +618,9 @@ impl<L: StateLog> Engine<L> {
         };
         let items = restore_items(&plan.steps[from.min(upto)..upto]);
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
-        let restored_writes =
-            match apply::restore(&self.client, &items, self.progress.as_ref()).await {
-                Ok(w) => w,
-                Err(RestoreFailed {
-                    message,
-                    writes,
-                    remaining,
-                }) => {
-                    report.writes.extend(writes);
-                    return Err(Error::Inconsistent {
-                        target: plan.target.clone(),
-                        message: format!("{}; then the rollback failed: {message}", stopped.reason),
-                        remaining,
-                    });
-                }
-            };
+        let restored_writes = self
+            .undo_or_inconsistent(&plan.target, &stopped.reason, &items, &mut report.writes)
+            .await?;
         for s in report.steps.iter_mut().take(upto).skip(from) {
             if s.status == StepStatus::Applied {
                 s.status = StepStatus::Undone;
@@ -1197,6 +1184,33 @@ impl<L: StateLog> Engine<L> {
         result
     }
 
+    /// Runs the undo of a failed run. When the undo itself fails, Kong may be between the
+    /// sides: the undo writes that went out are added to `writes`, and the error names what
+    /// stopped the run, what stopped the undo, and what remains to undo.
+    async fn undo_or_inconsistent(
+        &self,
+        target: &str,
+        reason: &str,
+        items: &[RestoreItem],
+        writes: &mut Vec<AdminRequest>,
+    ) -> Result<Vec<AdminRequest>> {
+        match apply::restore(&self.client, items, self.progress.as_ref()).await {
+            Ok(done) => Ok(done),
+            Err(RestoreFailed {
+                message,
+                writes: sent,
+                remaining,
+            }) => {
+                writes.extend(sent);
+                Err(Error::Inconsistent {
+                    target: target.to_owned(),
+                    message: format!("{reason}; then the rollback failed: {message}"),
+                    remaining,
+                })
+            }
+        }
+    }
+
     /// Waits until the written node serves what was just written: its router rebuild delay
     /// for service and route changes (none for target weights), as `GET /` reports it.
     async fn await_primary(&self, router: bool) -> Result<NodeConvergence> {
@@ -1665,25 +1679,9 @@ impl<L: StateLog> Engine<L> {
                         restore_items(&plan.steps[..upto])
                     })
                     .collect();
-                let restored =
-                    match apply::restore(&self.client, &items, self.progress.as_ref()).await {
-                        Ok(w) => w,
-                        Err(RestoreFailed {
-                            message,
-                            remaining,
-                            writes,
-                        }) => {
-                            report.writes.extend(writes);
-                            return Err(Error::Inconsistent {
-                                target: key.to_owned(),
-                                message: format!(
-                                    "{}; then the rollback failed: {message}",
-                                    stopped.reason
-                                ),
-                                remaining,
-                            });
-                        }
-                    };
+                let restored = self
+                    .undo_or_inconsistent(key, &stopped.reason, &items, &mut report.writes)
+                    .await?;
                 let who = failed_index.map(|i| active[i].plan.target.clone());
                 let reason = match &who {
                     Some(s) => format!("{s}: {}", stopped.reason),
@@ -1816,19 +1814,7 @@ fn base_report(key: &str, prepared: &Prepared) -> SwitchReport {
         gates: prepared.gates.clone(),
         writes: Vec::new(),
         undo: plan.undo(),
-        steps: plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| StepReport {
-                index: i + 1,
-                stage: s.stage,
-                description: s.description.clone(),
-                request: s.request.clone(),
-                status: StepStatus::Planned,
-                error: None,
-            })
-            .collect(),
+        steps: StepReport::planned(plan),
         rollback: None,
         verification: None,
         nodes: Vec::new(),

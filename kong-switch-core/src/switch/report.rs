@@ -10,7 +10,7 @@ use crate::admin::AdminRequest;
 
 use super::error::exit_code;
 use super::gates::GateOutcome;
-use super::plan::Side;
+use super::plan::{Plan, Side};
 use super::request::StrategyKind;
 use super::verify::VerificationReport;
 
@@ -79,6 +79,24 @@ pub struct StepReport {
     /// The error, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl StepReport {
+    /// The report of every step of `plan`, all still `planned`.
+    pub(crate) fn planned(plan: &Plan) -> Vec<StepReport> {
+        plan.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepReport {
+                index: i + 1,
+                stage: s.stage,
+                description: s.description.clone(),
+                request: s.request.clone(),
+                status: StepStatus::Planned,
+                error: None,
+            })
+            .collect()
+    }
 }
 
 /// Why a rollback ran. Serialized in snake_case.

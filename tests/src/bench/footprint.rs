@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         format!(
             "binary size ({})",
             if release {
-                "release profile: stripped, thin LTO"
+                "release profile: stripped, fat LTO, opt-level s"
             } else {
                 "DEBUG build: run with --release for the real figure"
             }

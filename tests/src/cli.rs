@@ -2,7 +2,8 @@
 //!
 //! `cargo test --workspace` builds the binary before any test runs. `cargo test -p
 //! kong-switch-tests` and `cargo run -p kong-switch-tests --bin demo` do not, so the first
-//! call builds it with the same cargo and profile.
+//! call builds it with the same cargo and profile when it is missing or older than its
+//! sources.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,10 +27,41 @@ pub fn kong_switch_bin() -> &'static Path {
     BIN_PATH.get_or_init(|| {
         let profile_dir = profile_dir();
         let path = profile_dir.join(BIN);
-        if !path.exists() {
+        if is_stale(&path) {
             build(&profile_dir);
         }
         path
+    })
+}
+
+/// Whether `binary` is missing or older than a source file of the crates it is built from,
+/// so a run of this package alone never tests an outdated `kong-switch`.
+fn is_stale(binary: &Path) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace");
+    ["kong-switch-cli", "kong-switch-core", "kong-switch-gke"]
+        .iter()
+        .any(|krate| newer_than(&workspace.join(krate).join("src"), built))
+}
+
+fn newer_than(dir: &Path, time: std::time::SystemTime) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            newer_than(&path, time)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > time)
+        }
     })
 }
 

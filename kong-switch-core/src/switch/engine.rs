@@ -932,6 +932,19 @@ impl<L: StateLog> Engine<L> {
     /// switch is recorded as completed; fully before → recorded as rolled back; in between
     /// → the start is restored (only values that differ are written) and recorded.
     async fn recover(&self, key: &str, actor: &str) -> Result<Option<Recovery>> {
+        // Runs recover before they append anything, so a dangling intent is the last event,
+        // or is followed only by its `step`s (or by `status` events of other tools). A log
+        // ending in an outcome needs no recovery: reading just its last event keeps a run's
+        // memory independent of how long the log has grown (batch intents are large).
+        match self.log.last(key).await? {
+            None => return Ok(None),
+            Some(e)
+                if matches!(
+                    e.kind,
+                    EventKind::Intent | EventKind::Step | EventKind::Status
+                ) => {}
+            Some(_) => return Ok(None),
+        }
         let history = self.log.history(key).await?;
         let Some(last) = history.events.iter().rev().find(|e| {
             matches!(

@@ -277,6 +277,21 @@ impl Reader<'_> {
         views
     }
 
+    /// The gates on a destination upstream's targets: enough of them with weight > 0, and
+    /// those healthy in every health view.
+    fn serving_target_gates(&self, targets: &[Target], views: &[HealthView]) -> Vec<GateOutcome> {
+        let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
+        let mut out = vec![gates::min_targets(
+            weighted.len(),
+            targets.len(),
+            self.req.gates.min_targets,
+            "targets with weight > 0",
+        )];
+        let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
+        out.extend(self.health_gates(views, &keys));
+        out
+    }
+
     fn health_gates(&self, views: &[HealthView], keys: &[String]) -> Vec<GateOutcome> {
         let g = &self.req.gates;
         views
@@ -515,15 +530,7 @@ impl Reader<'_> {
         )];
         if upstream.is_some() {
             let targets = found.targets.as_deref().unwrap_or_default();
-            let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
-            gate_list.push(gates::min_targets(
-                weighted.len(),
-                targets.len(),
-                self.req.gates.min_targets,
-                "targets with weight > 0",
-            ));
-            let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
-            gate_list.extend(self.health_gates(&found.views, &keys));
+            gate_list.extend(self.serving_target_gates(targets, &found.views));
         }
         let changes = plan::upstream_changes(&service, &dest);
         self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
@@ -867,16 +874,8 @@ impl Reader<'_> {
                 futures::try_join!(self.upstream_opt(&host), self.targets_opt(&host),)?;
             if upstream.is_some() {
                 let targets = targets.unwrap_or_default();
-                let weighted: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
-                gate_list.push(gates::min_targets(
-                    weighted.len(),
-                    targets.len(),
-                    self.req.gates.min_targets,
-                    "targets with weight > 0",
-                ));
-                let keys: Vec<String> = weighted.iter().map(|t| t.key().to_owned()).collect();
                 let views = self.health_views(&node, &dest.host, &mut reads).await;
-                gate_list.extend(self.health_gates(&views, &keys));
+                gate_list.extend(self.serving_target_gates(&targets, &views));
             } else {
                 gate_list.push(GateOutcome::new(
                     "min_targets",

@@ -306,49 +306,49 @@ async fn find_blue_service(
 
 /// Creates `desired`, or replaces the existing one (retrying `resourceVersion` conflicts).
 async fn apply_deployment(cluster: &Cluster, desired: &Deployment) -> Result<()> {
-    let api: Api<Deployment> = cluster.api();
-    let name = desired.metadata.name.clone().unwrap_or_default();
-    let action = format!("apply Deployment {}", cluster.qualified(&name));
-    for _ in 0..CONFLICT_RETRIES {
-        let existing = api.get_opt(&name).await.map_err(Error::kube(&action))?;
-        let result = match existing {
-            None => api.create(&PostParams::default(), desired).await,
-            Some(current) => {
-                let mut replacement = desired.clone();
-                replacement.metadata.resource_version = current.metadata.resource_version;
-                api.replace(&name, &PostParams::default(), &replacement)
-                    .await
-            }
-        };
-        match result {
-            Ok(_) => return Ok(()),
-            Err(err) if is_conflict(&err) => continue,
-            Err(err) => return Err(Error::kube(action)(err)),
-        }
-    }
-    Err(Error::Mismatch(format!(
-        "{action}: the object kept changing under us ({CONFLICT_RETRIES} resourceVersion conflicts)"
-    )))
+    create_or_replace(cluster, "Deployment", desired, |_, _| {}).await
 }
 
 /// Creates `desired`, or replaces the existing one keeping its cluster IP (immutable).
 async fn apply_service(cluster: &Cluster, desired: &Service) -> Result<()> {
-    let api: Api<Service> = cluster.api();
-    let name = desired.metadata.name.clone().unwrap_or_default();
-    let action = format!("apply Service {}", cluster.qualified(&name));
+    create_or_replace(cluster, "Service", desired, |replacement, current| {
+        if let (Some(spec), Some(current_spec)) = (replacement.spec.as_mut(), current.spec.as_ref())
+        {
+            spec.cluster_ip.clone_from(&current_spec.cluster_ip);
+            spec.cluster_ips.clone_from(&current_spec.cluster_ips);
+        }
+    })
+    .await
+}
+
+/// Creates `desired`, or replaces the existing object with it, carrying over the
+/// `resourceVersion` read (and whatever `keep` copies from the current object), retrying
+/// `resourceVersion` conflicts.
+async fn create_or_replace<K>(
+    cluster: &Cluster,
+    kind: &str,
+    desired: &K,
+    keep: impl Fn(&mut K, &K),
+) -> Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let api: Api<K> = cluster.api();
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let action = format!("apply {kind} {}", cluster.qualified(&name));
     for _ in 0..CONFLICT_RETRIES {
         let existing = api.get_opt(&name).await.map_err(Error::kube(&action))?;
         let result = match existing {
             None => api.create(&PostParams::default(), desired).await,
             Some(current) => {
                 let mut replacement = desired.clone();
-                replacement.metadata.resource_version = current.metadata.resource_version;
-                if let (Some(spec), Some(current_spec)) =
-                    (replacement.spec.as_mut(), current.spec.as_ref())
-                {
-                    spec.cluster_ip.clone_from(&current_spec.cluster_ip);
-                    spec.cluster_ips.clone_from(&current_spec.cluster_ips);
-                }
+                replacement.meta_mut().resource_version = current.meta().resource_version.clone();
+                keep(&mut replacement, &current);
                 api.replace(&name, &PostParams::default(), &replacement)
                     .await
             }

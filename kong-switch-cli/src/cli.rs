@@ -151,8 +151,9 @@ pub struct SwitchArgs {
     /// How to switch: one service host write, per-route writes, or target weights.
     #[arg(long, value_enum, default_value_t = StrategyArg::Upstream)]
     pub strategy: StrategyArg,
-    /// The side to switch to (an upstream or service name); default: the green side.
-    #[arg(long, value_name = "NAME")]
+    /// The side to switch to: a color (`blue`, `green`) or an upstream (service for
+    /// `--strategy route`) name; default: green.
+    #[arg(long, value_name = "COLOR|NAME")]
     pub to: Option<String>,
     #[command(flatten)]
     pub weights: WeightsArgs,

@@ -36,6 +36,12 @@ async fn last_returns_the_newest_event() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn last_of_returns_the_newest_event_of_the_kinds() {
+    let (_dir, log) = store();
+    conformance::last_of_returns_the_newest_event_of_the_kinds(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn event_fields_round_trip() {
     let (_dir, log) = store();
     conformance::event_fields_round_trip(&log).await;

@@ -478,3 +478,28 @@ async fn tagged_upstreams_are_found_without_the_naming_convention() {
         vec![w("PATCH", "/services/orders", json!({"host": "orders-v2"}))]
     );
 }
+
+#[tokio::test]
+async fn to_blue_by_color_switches_back_to_the_blue_upstream() {
+    let kong = FakeKong::start("2.8.5", 0.0).await;
+    kong.upstream_topology();
+    let (_dir, log) = temp_log();
+    let engine = kong.engine(log);
+    engine.switch(&request()).await.expect("switch to green");
+    let mut back = request();
+    back.to = Some("blue".into());
+
+    let report = engine.switch(&back).await.expect("switch back");
+
+    assert_eq!(report.outcome, Outcome::Completed, "{}", report.message);
+    assert_eq!(
+        kong.writes().await.last().cloned(),
+        Some(w(
+            "PATCH",
+            "/services/orders",
+            json!({"host": "orders-blue"})
+        ))
+    );
+    let again = engine.switch(&back).await.expect("again");
+    assert_eq!(again.outcome, Outcome::NoOp, "{}", again.message);
+}

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kong_switch_core::state::{
-    Event, FileLog, History, LeaseGuard, LeaseRequest, Result, StateLog,
+    Event, EventKind, FileLog, History, LeaseGuard, LeaseRequest, Result, StateLog,
 };
 
 use crate::error::Error;
@@ -96,6 +96,13 @@ impl StateLog for AnyLog {
         match self {
             AnyLog::File(log) => log.last(target).await,
             AnyLog::Firestore(log) => log.last(target).await,
+        }
+    }
+
+    async fn last_of(&self, target: &str, kinds: &[EventKind]) -> Result<Option<Event>> {
+        match self {
+            AnyLog::File(log) => log.last_of(target, kinds).await,
+            AnyLog::Firestore(log) => log.last_of(target, kinds).await,
         }
     }
 

@@ -501,6 +501,51 @@ impl FirestoreLog {
         Ok(history)
     }
 
+    /// The newest event of `target` whose kind `wanted` accepts. Reads the newest events
+    /// first, in growing pages (16, 128, 1,024, …), so a recent match costs a few reads
+    /// whatever the length of the log. Needs only Firestore's single-field index on `seq`.
+    async fn newest_where(
+        &self,
+        target: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> StateResult<Option<Event>> {
+        let id = doc_id(target)?;
+        let parent = self
+            .db
+            .parent_path(&self.url.collection, &id)
+            .map_err(|e| self.fail("read the history of", target, e))?;
+        let mut page: u32 = 16;
+        loop {
+            let docs = self
+                .db
+                .fluent()
+                .select()
+                .from(EVENTS)
+                .parent(&parent)
+                .order(|o| o.fields([o.field("seq").descending()]))
+                .limit(page)
+                .query()
+                .await
+                .map_err(|e| self.fail("read the history of", target, e))?;
+            for doc in &docs {
+                // Unreadable documents are skipped here; `history` reports them.
+                let Ok(stored) = FirestoreDb::deserialize_doc_to::<StoredEvent>(doc) else {
+                    continue;
+                };
+                if !wanted(&stored.kind) {
+                    continue;
+                }
+                if let Ok(event) = serde_json::from_str::<Event>(&stored.event) {
+                    return Ok(Some(event));
+                }
+            }
+            if docs.len() < page as usize {
+                return Ok(None);
+            }
+            page = page.saturating_mul(8);
+        }
+    }
+
     async fn take_lease(&self, request: LeaseRequest) -> StateResult<LeaseGuard> {
         let id = doc_id(&request.target)?;
         let collection = self.url.collection.clone();
@@ -624,6 +669,24 @@ impl StateLog for FirestoreLog {
     fn history(&self, target: &str) -> impl Future<Output = StateResult<History>> + Send {
         let target = target.to_owned();
         async move { self.read_history(&target).await }
+    }
+
+    fn last(&self, target: &str) -> impl Future<Output = StateResult<Option<Event>>> + Send {
+        let target = target.to_owned();
+        async move { self.newest_where(&target, |_| true).await }
+    }
+
+    fn last_of(
+        &self,
+        target: &str,
+        kinds: &[EventKind],
+    ) -> impl Future<Output = StateResult<Option<Event>>> + Send {
+        let target = target.to_owned();
+        let kinds: Vec<&'static str> = kinds.iter().map(|k| k.as_str()).collect();
+        async move {
+            self.newest_where(&target, |kind| kinds.contains(&kind))
+                .await
+        }
     }
 
     fn acquire(
@@ -878,6 +941,9 @@ struct EventDoc {
 #[derive(Debug, Deserialize)]
 struct StoredEvent {
     event: String,
+    /// The event's kind, readable without parsing `event`.
+    #[serde(default)]
+    kind: String,
 }
 
 impl EventDoc {

@@ -56,6 +56,7 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
     check!(history_is_per_target_and_oldest_first);
     check!(unknown_target_has_no_events);
     check!(last_returns_the_newest_event);
+    check!(last_of_returns_the_newest_event_of_the_kinds);
     check!(event_fields_round_trip);
     check!(targets_lists_targets_with_events);
     check!(acquire_grants_a_lease_for_the_ttl);

@@ -166,3 +166,74 @@ async fn dbless_switch_is_one_post_config_and_moves_traffic() {
     let shares = sample(&env, &url, 100).await;
     assert_eq!(shares.green, 100, "{shares:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dbless_batch_switches_every_tagged_service_in_one_post_config() {
+    // Stand-in only, as above: the config is seeded declaratively.
+    let blue = kong_switch_tests::backend::Backend::start("blue", "v1")
+        .await
+        .expect("blue");
+    let green = kong_switch_tests::backend::Backend::start("green", "v2")
+        .await
+        .expect("green");
+    let checks = common::e2e::active_checks();
+    let apps = ["cart", "pay", "ship"];
+    let mut upstreams = Vec::new();
+    let mut services = Vec::new();
+    for app in apps {
+        for (color, backend) in [("blue", &blue), ("green", &green)] {
+            upstreams.push(
+                json!({ "name": format!("{app}-{color}"), "healthchecks": checks,
+                "targets": [{ "target": format!("127.0.0.1:{}", backend.port()) }] }),
+            );
+        }
+        services.push(
+            json!({ "name": app, "host": format!("{app}-blue"), "tags": ["team=shop"],
+            "routes": [{ "name": app, "paths": [format!("/{app}")] }] }),
+        );
+    }
+    let seed = json!({ "_format_version": "3.0", "upstreams": upstreams, "services": services });
+    let env = Env::start_with(
+        StandIn::builder()
+            .profile(Profile::DbLess3)
+            .router_delay(Duration::from_millis(300))
+            .seed(seed),
+    )
+    .await;
+    let Some(standin) = env.standin() else {
+        eprintln!("skipped: seeds a DB-less stand-in");
+        return;
+    };
+    for app in apps {
+        wait_color(&env, &format!("/{app}"), "blue").await;
+        wait_health(
+            &env,
+            &format!("{app}-green"),
+            "HEALTHY",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    standin.log().clear();
+    let cli = Cli::new(&env);
+
+    let (code, report) = cli.json(&["switch", "--tag", "team=shop"]).await;
+
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["outcome"], "completed");
+    let writes = standin.log().writes();
+    assert_eq!(
+        writes.len(),
+        1,
+        "one POST /config for the batch: {writes:#?}"
+    );
+    assert_eq!(
+        (writes[0].method.as_str(), writes[0].path.as_str()),
+        ("POST", "/config")
+    );
+    for app in apps {
+        let service = expect(&env, "GET", &format!("/services/{app}"), None, 200).await;
+        assert_eq!(service["host"], format!("{app}-green"));
+        wait_color(&env, &format!("/{app}"), "green").await;
+    }
+}

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::switch::{
-    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, HeaderMatch, HybridReport,
-    LatencyBound, OnFailure, Outcome, Probe, Schedule, Sides, StepStatus, Strategy, SwitchReport,
-    SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions,
+    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, GateOutcome, HeaderMatch,
+    HybridReport, LatencyBound, NodeConvergence, OnFailure, Outcome, Probe, Schedule, Sides,
+    StepStatus, Strategy, SwitchReport, SwitchRequest, SwitchTarget, VerificationReport,
+    VerifyAmount, VerifyConfig, WeightsOptions,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -306,14 +307,7 @@ fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     for g in &r.gates {
-        writeln!(
-            out,
-            "  gate {} {:<16} observed {}; required {}",
-            if g.passed { "✓" } else { "✗" },
-            g.name,
-            g.observed,
-            g.required
-        )?;
+        render_gate(g, "", out)?;
     }
     if r.outcome == Outcome::DryRun || r.outcome == Outcome::Refused && !r.writes.is_empty() {
         writeln!(out, "  writes it would make:")?;
@@ -344,40 +338,7 @@ fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "    undo {w}")?;
         }
     }
-    for n in &r.nodes {
-        writeln!(
-            out,
-            "  node {}: {} ({}, after {} ms)",
-            n.node,
-            if n.converged {
-                "serves the new side"
-            } else {
-                "NOT converged"
-            },
-            n.detail,
-            or_dash(n.converged_after_ms)
-        )?;
-    }
-    if let Some(h) = &r.hybrid {
-        render_hybrid(h, out)?;
-    }
-    if let Some(v) = &r.verification {
-        writeln!(
-            out,
-            "  verify {} {}/{} ok, {} from the new side, p50 {} ms, p95 {} ms, max {} ms{}",
-            if v.passed { "✓" } else { "✗" },
-            v.ok,
-            v.requests,
-            or_dash(v.from_new_side),
-            v.p50_ms,
-            v.p95_ms,
-            v.max_ms,
-            v.failure
-                .as_deref()
-                .map(|f| format!(" — {f}"))
-                .unwrap_or_default()
-        )?;
-    }
+    render_convergence(&r.nodes, r.hybrid.as_ref(), r.verification.as_ref(), out)?;
     writeln!(
         out,
         "{}{} ({} reads, up to {} at once; {} ms)",
@@ -398,15 +359,37 @@ fn render_batch(r: &BatchReport, out: &mut dyn Write) -> io::Result<()> {
         r.parallelism,
         r.strategy
     )?;
-    for s in &r.services {
+    if let Some(rec) = &r.recovered {
         writeln!(
             out,
-            "  {:<24} {} → {}  {}",
-            s.target,
-            s.from.as_ref().map_or("-", |x| x.color.as_str()),
-            s.to.as_ref().map_or("-", |x| x.color.as_str()),
-            outcome_word(s.outcome)
+            "recovered an unfinished run: Kong was {}; {}",
+            rec.kong, rec.action
         )?;
+    }
+    for t in &r.gates {
+        render_gate(&t.gate, &format!("  ({} services)", t.services), out)?;
+    }
+    for s in &r.services {
+        let failed: Vec<&str> = s.failed_gates.iter().map(|g| g.name.as_str()).collect();
+        writeln!(
+            out,
+            "  {:<24} {} → {}  {}{}",
+            s.target,
+            s.from.color,
+            s.to.color,
+            outcome_word(s.outcome),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", failed.join(", "))
+            }
+        )?;
+    }
+    if r.outcome == Outcome::DryRun {
+        writeln!(out, "  writes it would make:")?;
+        for w in &r.writes {
+            writeln!(out, "    {w}")?;
+        }
     }
     if let Some(rb) = &r.rollback {
         writeln!(
@@ -416,14 +399,72 @@ fn render_batch(r: &BatchReport, out: &mut dyn Write) -> io::Result<()> {
             rb.reason
         )?;
     }
+    render_convergence(&r.nodes, r.hybrid.as_ref(), r.verification.as_ref(), out)?;
     writeln!(
         out,
-        "{}{} ({} writes, {} ms)",
+        "{}{} ({} writes, {} reads; {} ms)",
         outcome_prefix(r.outcome),
         r.message,
         r.writes.len(),
+        r.reads.requests,
         r.durations.total_ms
     )
+}
+
+/// `  gate ✓ min_healthy      observed …; required …` and `suffix`.
+fn render_gate(g: &GateOutcome, suffix: &str, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "  gate {} {:<16} observed {}; required {}{suffix}",
+        if g.passed { "✓" } else { "✗" },
+        g.name,
+        g.observed,
+        g.required
+    )
+}
+
+/// Per node whether it serves the new side, the data planes, and the verification.
+fn render_convergence(
+    nodes: &[NodeConvergence],
+    hybrid: Option<&HybridReport>,
+    verification: Option<&VerificationReport>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for n in nodes {
+        writeln!(
+            out,
+            "  node {}: {} ({}, after {} ms)",
+            n.node,
+            if n.converged {
+                "serves the new side"
+            } else {
+                "NOT converged"
+            },
+            n.detail,
+            or_dash(n.converged_after_ms)
+        )?;
+    }
+    if let Some(h) = hybrid {
+        render_hybrid(h, out)?;
+    }
+    if let Some(v) = verification {
+        writeln!(
+            out,
+            "  verify {} {}/{} ok, {} from the new side, p50 {} ms, p95 {} ms, max {} ms{}",
+            if v.passed { "✓" } else { "✗" },
+            v.ok,
+            v.requests,
+            or_dash(v.from_new_side),
+            v.p50_ms,
+            v.p95_ms,
+            v.max_ms,
+            v.failure
+                .as_deref()
+                .map(|f| format!(" — {f}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 /// `done: ` before the engine's sentence; none for a no-op, whose sentence says so itself.

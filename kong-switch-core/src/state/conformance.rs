@@ -128,6 +128,34 @@ pub async fn last_returns_the_newest_event(log: &impl StateLog) {
     }
 }
 
+/// `last_of` returns the newest event of one of the given kinds, skipping newer events of
+/// other kinds, and `None` when there is none.
+pub async fn last_of_returns_the_newest_event_of_the_kinds(log: &impl StateLog) {
+    let target = fresh_target("last-of");
+    append_ok(
+        log,
+        Event::new(&target, EventKind::Completed).with_reason("older"),
+    )
+    .await;
+    let wanted = append_ok(
+        log,
+        Event::new(&target, EventKind::Completed).with_reason("newest completed"),
+    )
+    .await;
+    append_ok(log, status_event(&target, "after it")).await;
+    match log
+        .last_of(&target, &[EventKind::Intent, EventKind::Completed])
+        .await
+    {
+        Ok(Some(found)) => assert_eq!(found, wanted, "newest of the kinds"),
+        other => panic!("last_of: expected the newest completed event, got {other:?}"),
+    }
+    match log.last_of(&target, &[EventKind::RolledBack]).await {
+        Ok(None) => {}
+        other => panic!("last_of a kind never logged: expected Ok(None), got {other:?}"),
+    }
+}
+
 /// Every field of an event, including an intent's writes and undo and a step's weights,
 /// reads back as written (with the store's sequence number).
 pub async fn event_fields_round_trip(log: &impl StateLog) {
@@ -151,6 +179,7 @@ pub async fn event_fields_round_trip(log: &impl StateLog) {
                 .with_body(json!({"weight": 100})),
         ],
         prior: json!({"targets": [{"target": "10.0.0.1:80", "weight": 100}]}),
+        part: None,
     };
     let full = Event::intent(&target, intent)
         .with_timestamp(timestamp)
@@ -395,6 +424,7 @@ where
     history_is_per_target_and_oldest_first(&log).await;
     unknown_target_has_no_events(&log).await;
     last_returns_the_newest_event(&log).await;
+    last_of_returns_the_newest_event_of_the_kinds(&log).await;
     event_fields_round_trip(&log).await;
     targets_lists_targets_with_events(&log).await;
     acquire_grants_a_lease_for_the_ttl(&log).await;

@@ -179,6 +179,20 @@ pub struct Intent {
     /// The entities as read before the switch (free-form JSON, for humans and drift checks).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub prior: serde_json::Value,
+    /// Set when a run's intent is split over several events (a batch writes one part per
+    /// hundred services, so no event grows with the batch). Every part carries the run id
+    /// and all are written before the first Kong write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<IntentPart>,
+}
+
+/// Which part of a run's intent an event holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentPart {
+    /// 1-based.
+    pub index: usize,
+    /// How many parts the run's intent has.
+    pub of: usize,
 }
 
 /// One applied step of a `weights` shift.
@@ -567,6 +581,7 @@ mod tests {
                     .with_body(json!({"host": "orders-blue"})),
             ],
             prior: serde_json::Value::Null,
+            part: None,
         };
         let mut event = Event::intent("orders", intent)
             .with_timestamp(fixed_time())

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{
-    CorruptLine, Error, Event, History, Lease, LeaseGuard, LeaseRequest, Result, StateLog,
+    CorruptLine, Error, Event, EventKind, History, Lease, LeaseGuard, LeaseRequest, Result,
+    StateLog,
 };
 
 /// Bytes kept of an unreadable line in [`CorruptLine::text`].
@@ -142,7 +145,17 @@ impl StateLog for FileLog {
 
     fn last(&self, target: &str) -> impl Future<Output = Result<Option<Event>>> + Send {
         let target = target.to_owned();
-        self.blocking(move |dir| last(dir, &target))
+        self.blocking(move |dir| last(dir, &target, |_| true))
+    }
+
+    fn last_of(
+        &self,
+        target: &str,
+        kinds: &[EventKind],
+    ) -> impl Future<Output = Result<Option<Event>>> + Send {
+        let target = target.to_owned();
+        let kinds = kinds.to_vec();
+        self.blocking(move |dir| last(dir, &target, |kind| kinds.contains(&kind)))
     }
 
     fn acquire(&self, request: LeaseRequest) -> impl Future<Output = Result<LeaseGuard>> + Send {
@@ -200,7 +213,9 @@ fn append(dir: &Path, mut event: Event) -> Result<Event> {
     file.lock().map_err(Error::io("lock", &path))?;
 
     let len = file.metadata().map_err(Error::io("read", &path))?.len();
-    let tail = read_tail(&mut file, len).map_err(Error::io("read", &path))?;
+    // Only the sequence number is needed: a batch intent line can be large.
+    let tail =
+        read_tail(&mut file, len, parse_line::<SeqOnly>).map_err(Error::io("read", &path))?;
     event.seq = tail.last.map_or(1, |last| last.seq + 1);
 
     let mut line = Vec::new();
@@ -284,26 +299,49 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn last(dir: &Path, target: &str) -> Result<Option<Event>> {
+/// The newest readable event of `target` whose kind `wanted` accepts. Lines are read from
+/// the end, and a line is parsed whole only when its kind is wanted.
+fn last(dir: &Path, target: &str, wanted: impl Fn(EventKind) -> bool) -> Result<Option<Event>> {
     let Some((mut file, path)) = open_for_reading(dir, target)? else {
         return Ok(None);
     };
     let len = file.metadata().map_err(Error::io("read", &path))?.len();
-    let tail = read_tail(&mut file, len).map_err(Error::io("read", &path))?;
+    let parse = |line: &[u8]| {
+        parse_line::<KindOnly>(line)
+            .filter(|k| wanted(k.kind))
+            .and_then(|_| parse_line::<Event>(line))
+    };
+    let tail = read_tail(&mut file, len, parse).map_err(Error::io("read", &path))?;
     Ok(tail.last)
 }
 
+/// The part of an event [`append`] needs from the newest one.
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+/// The part of an event [`last`] looks at before parsing a line whole.
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: EventKind,
+}
+
 /// The end of a log.
-struct Tail {
-    /// The newest readable event.
-    last: Option<Event>,
+struct Tail<T> {
+    /// The newest readable event (or the part of it that was asked for).
+    last: Option<T>,
     /// Whether the file is empty or ends with a newline (else the last write was cut short).
     ends_with_newline: bool,
 }
 
-/// Finds the newest readable event by reading `file` (of `len` bytes) backwards in blocks,
-/// so appends cost the same however long the log grows.
-fn read_tail(file: &mut File, len: u64) -> io::Result<Tail> {
+/// Finds the newest line `parse` accepts by reading `file` (of `len` bytes) backwards in
+/// blocks, so appends cost the same however long the log grows.
+fn read_tail<T>(
+    file: &mut File,
+    len: u64,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> io::Result<Tail<T>> {
     let mut ends_with_newline = true;
     // `buf` holds `file[pos..]` minus the lines already looked at; it ends at a line end.
     let mut buf: Vec<u8> = Vec::new();
@@ -312,7 +350,7 @@ fn read_tail(file: &mut File, len: u64) -> io::Result<Tail> {
         // Every piece after a newline is a whole line; the piece before the first newline
         // is whole only at the start of the file.
         while let Some(newline) = buf.iter().rposition(|&b| b == b'\n') {
-            if let Some(event) = parse_event(&buf[newline + 1..]) {
+            if let Some(event) = parse(&buf[newline + 1..]) {
                 return Ok(Tail {
                     last: Some(event),
                     ends_with_newline,
@@ -322,7 +360,7 @@ fn read_tail(file: &mut File, len: u64) -> io::Result<Tail> {
         }
         if pos == 0 {
             return Ok(Tail {
-                last: parse_event(&buf),
+                last: parse(&buf),
                 ends_with_newline,
             });
         }
@@ -339,7 +377,7 @@ fn read_tail(file: &mut File, len: u64) -> io::Result<Tail> {
     }
 }
 
-fn parse_event(line: &[u8]) -> Option<Event> {
+fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Option<T> {
     if is_blank(line) {
         return None;
     }
@@ -457,10 +495,10 @@ mod tests {
         bytes
     }
 
-    fn tail_of(bytes: &[u8]) -> Tail {
+    fn tail_of(bytes: &[u8]) -> Tail<Event> {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(bytes).expect("write");
-        read_tail(&mut file, bytes.len() as u64).expect("read tail")
+        read_tail(&mut file, bytes.len() as u64, parse_line::<Event>).expect("read tail")
     }
 
     #[test]

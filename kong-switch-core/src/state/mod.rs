@@ -22,7 +22,9 @@ pub mod conformance;
 use std::future::Future;
 
 pub use error::{Error, Result};
-pub use event::{Color, CorruptLine, DeploymentStatus, Event, EventKind, History, Intent, Step};
+pub use event::{
+    Color, CorruptLine, DeploymentStatus, Event, EventKind, History, Intent, IntentPart, Step,
+};
 pub use file::FileLog;
 pub use lease::{Lease, LeaseGuard, LeaseRequest};
 
@@ -57,6 +59,24 @@ pub trait StateLog: Send + Sync {
     /// The newest readable event of `target`, if any.
     fn last(&self, target: &str) -> impl Future<Output = Result<Option<Event>>> + Send {
         async move { Ok(self.history(target).await?.events.pop()) }
+    }
+
+    /// The newest readable event of `target` whose kind is one of `kinds`, if any. Stores
+    /// should find it without reading the whole log when they can.
+    fn last_of(
+        &self,
+        target: &str,
+        kinds: &[EventKind],
+    ) -> impl Future<Output = Result<Option<Event>>> + Send {
+        async move {
+            Ok(self
+                .history(target)
+                .await?
+                .events
+                .into_iter()
+                .rev()
+                .find(|e| kinds.contains(&e.kind)))
+        }
     }
 
     /// Takes the lease on `request.target`. Fails with [`Error::LeaseHeld`] naming the

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::admin::{AdminRequest, KongClient, ListParams, Node, TagFilter};
+use crate::admin::{AdminRequest, KongClient, Node};
 use crate::model::{Mode, NameOrId};
 use crate::state::{
     DeploymentStatus, Event, EventKind, Intent, LeaseRequest, StateLog, Step as LogStep,
@@ -23,8 +22,8 @@ use super::hybrid::{self, Settle, Watch};
 use super::plan::{Check, Plan, RestoreItem, restore_items};
 use super::progress::{NoProgress, Progress, ProgressEvent};
 use super::report::{
-    BatchReport, ConvergenceMethod, Durations, HybridReport, NodeConvergence, Outcome, ReadStats,
-    Recovery, RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
+    ConvergenceMethod, Durations, HybridReport, NodeConvergence, Outcome, ReadStats, Recovery,
+    RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 use super::request::{
     OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyConfig,
@@ -33,6 +32,8 @@ use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
 use super::verify::{self, Converged, Poll, VerificationReport};
 
 /// Margin added to the computed convergence timeout.
+mod batch;
+
 const CONVERGENCE_MARGIN: Duration = Duration::from_secs(3);
 
 fn ms(d: Duration) -> u64 {
@@ -192,6 +193,24 @@ fn plans_of(intent: &Intent) -> Vec<Plan> {
         .unwrap_or_default()
 }
 
+/// The plans of the run that wrote `intent_event`: a batch writes its intent in parts
+/// (`Intent::part`), one event each, all with the run id.
+fn run_plans(events: &[Event], intent_event: &Event) -> Vec<Plan> {
+    let Some(intent) = &intent_event.intent else {
+        return Vec::new();
+    };
+    let (Some(run), Some(_)) = (intent_event.run_id, intent.part) else {
+        return plans_of(intent);
+    };
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Intent && e.run_id == Some(run))
+        .filter_map(|e| e.intent.as_ref())
+        .filter(|i| i.part.is_some())
+        .flat_map(plans_of)
+        .collect()
+}
+
 fn all_passed(gates: &[GateOutcome]) -> bool {
     gates.iter().all(|g| g.passed)
 }
@@ -267,6 +286,7 @@ impl<L: StateLog> Engine<L> {
             progress: self.progress.as_ref(),
             req,
             destinations: Default::default(),
+            batch: false,
         }
     }
 
@@ -439,6 +459,7 @@ impl<L: StateLog> Engine<L> {
             writes: plan.writes(),
             undo: plan.undo(),
             prior: prior_of(plan),
+            part: None,
         };
         let base = self.event(key, EventKind::Intent, run_id, req, plan);
         self.log.append(base.clone().with_intent(intent)).await?;
@@ -462,7 +483,8 @@ impl<L: StateLog> Engine<L> {
         let verified = self
             .converge_and_verify(
                 req,
-                std::slice::from_ref(&prepared),
+                &prepared.node,
+                moves_routes(plan),
                 watch.map(|w| (w, written_at)),
             )
             .await;
@@ -667,25 +689,14 @@ impl<L: StateLog> Engine<L> {
     }
 
     /// Waits until every node serves the new side, then verifies through the proxy.
+    /// `router`: the writes moved routes (see [`moves_routes`]).
     async fn converge_and_verify(
         &self,
         req: &SwitchRequest,
-        prepared: &[Prepared],
+        node: &Node,
+        router: bool,
         watch: Option<(Watch, Instant)>,
     ) -> Verified {
-        let Some(first) = prepared.first() else {
-            return Verified {
-                nodes: Vec::new(),
-                hybrid: None,
-                verification: None,
-                cancelled: false,
-                failure: None,
-            };
-        };
-        let node = &first.node;
-        let router = prepared.iter().any(|p| {
-            p.plan.strategy != StrategyKind::Weights && !p.plan.declarative && !p.plan.is_noop()
-        });
         // Hybrid mode: every connected data plane must report the new config hash first.
         let mut hybrid_report = None;
         let mut hybrid_failure = None;
@@ -932,26 +943,21 @@ impl<L: StateLog> Engine<L> {
     /// switch is recorded as completed; fully before → recorded as rolled back; in between
     /// → the start is restored (only values that differ are written) and recorded.
     async fn recover(&self, key: &str, actor: &str) -> Result<Option<Recovery>> {
-        // Runs recover before they append anything, so a dangling intent is the last event,
-        // or is followed only by its `step`s (or by `status` events of other tools). A log
-        // ending in an outcome needs no recovery: reading just its last event keeps a run's
-        // memory independent of how long the log has grown (batch intents are large).
-        match self.log.last(key).await? {
-            None => return Ok(None),
-            Some(e)
-                if matches!(
-                    e.kind,
-                    EventKind::Intent | EventKind::Step | EventKind::Status
-                ) => {}
-            Some(_) => return Ok(None),
-        }
-        let history = self.log.history(key).await?;
-        let Some(last) = history.events.iter().rev().find(|e| {
-            matches!(
-                e.kind,
-                EventKind::Intent | EventKind::Completed | EventKind::RolledBack
+        // A run ends with an outcome (`completed`/`rolled_back`) after its intent; only
+        // `step` and `status` events may follow it. So the newest of those three kinds tells
+        // whether an intent dangles, read from the end of the log without loading it all.
+        let Some(last) = self
+            .log
+            .last_of(
+                key,
+                &[
+                    EventKind::Intent,
+                    EventKind::Completed,
+                    EventKind::RolledBack,
+                ],
             )
-        }) else {
+            .await?
+        else {
             return Ok(None);
         };
         if last.kind != EventKind::Intent {
@@ -960,7 +966,13 @@ impl<L: StateLog> Engine<L> {
         let Some(intent) = last.intent.clone() else {
             return Ok(None);
         };
-        let plans = plans_of(&intent);
+        // A batch's intent is in parts: gather them (the only case that reads the history).
+        let plans = if intent.part.is_some() {
+            let history = self.log.history(key).await?;
+            run_plans(&history.events, &last)
+        } else {
+            plans_of(&intent)
+        };
         let state = self.kong_state(&plans).await?;
         let base = last.next(EventKind::RolledBack).with_actor(actor);
         let (action, writes, event) = match state.0 {
@@ -1079,26 +1091,21 @@ impl<L: StateLog> Engine<L> {
         drift.run_id = last.run_id;
         // The intent of the last run; a requested rollback has its own run id, so fall back
         // to the newest intent.
-        let intent = relevant
+        let intent_event = relevant
             .iter()
             .rev()
             .find(|e| {
                 e.kind == EventKind::Intent && last.run_id.is_some() && e.run_id == last.run_id
             })
-            .and_then(|e| e.intent.clone())
-            .or_else(|| {
-                relevant
-                    .iter()
-                    .rev()
-                    .find(|e| e.kind == EventKind::Intent)
-                    .and_then(|e| e.intent.clone())
-            });
-        let Some(intent) = intent else {
+            .or_else(|| relevant.iter().rev().find(|e| e.kind == EventKind::Intent));
+        let Some((intent_event, intent)) =
+            intent_event.and_then(|e| e.intent.as_ref().map(|i| (*e, i)))
+        else {
             drift.state = DriftState::InSync;
             drift.message = "the log holds no intent to compare with Kong".into();
             return Ok(drift);
         };
-        let plans = plans_of(&intent);
+        let plans = run_plans(&history.events, intent_event);
         let (state, pairs) = self.kong_state(&plans).await?;
         if last.kind == EventKind::Intent {
             drift.state = DriftState::DanglingIntent;
@@ -1263,12 +1270,12 @@ impl<L: StateLog> Engine<L> {
                 name: target.to_owned(),
             });
         };
-        let Some(intent) = intent_event.intent.clone() else {
+        let Some(intent) = &intent_event.intent else {
             return Err(Error::Unsupported(format!(
                 "the last intent of {target} carries no saved state"
             )));
         };
-        let plans = plans_of(&intent);
+        let plans = run_plans(&history.events, intent_event);
         let Some(first) = plans.first() else {
             return Err(Error::Unsupported(format!(
                 "the last intent of {target} carries no plan"
@@ -1395,350 +1402,12 @@ impl<L: StateLog> Engine<L> {
             },
         })
     }
+}
 
-    /// Switches every service carrying the request's tags, all-or-nothing: every service is
-    /// read and gated first (nothing is written if any is refused), then the plans are
-    /// applied with at most `parallelism` services at once; on any failure every applied
-    /// service is restored.
-    pub async fn switch_batch(&self, req: &SwitchRequest) -> Result<BatchReport> {
-        req.validate()?;
-        let SwitchTarget::Tagged(tags) = &req.target else {
-            return Err(Error::invalid(
-                "target",
-                "switch_batch needs a tag selection (tag:app=orders)",
-            ));
-        };
-        let key = req.target.key();
-        let lease = if req.dry_run {
-            None
-        } else {
-            Some(
-                self.log
-                    .acquire(LeaseRequest::new(
-                        key.clone(),
-                        req.actor.clone(),
-                        req.lease_ttl,
-                    ))
-                    .await?,
-            )
-        };
-        let result = self.batch_locked(req, tags, &key).await;
-        if let Some(lease) = lease {
-            self.release(lease).await;
-        }
-        result
-    }
-
-    async fn batch_locked(
-        &self,
-        req: &SwitchRequest,
-        tags: &[String],
-        key: &str,
-    ) -> Result<BatchReport> {
-        let started = Instant::now();
-        let mut reads = ReadStats::default();
-        if !req.dry_run {
-            self.recover(key, &req.actor).await?;
-        }
-        reads.round(1);
-        let params = ListParams::default().with_tags(TagFilter::All(tags.to_vec()));
-        // The listed bodies are what a per-service read would return: plan from them.
-        let services: Vec<(String, crate::model::Service)> = self
-            .client
-            .services()
-            .list_all(&params)
-            .await?
-            .into_iter()
-            .map(|s| (s.name.clone().or(s.id.clone()).unwrap_or_default(), s))
-            .collect();
-        let reader = self.reader(req);
-        let parallelism = req.parallelism.max(1);
-        let prepared: Vec<(String, Result<Prepared>)> = futures::stream::iter(services)
-            .map(|(svc, body)| {
-                let reader = &reader;
-                async move {
-                    let r = reader.prepare_listed(body, &svc).await;
-                    self.progress.event(ProgressEvent::Service {
-                        name: svc.clone(),
-                        state: "planned".into(),
-                    });
-                    (svc, r)
-                }
-            })
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-        let mut ready = Vec::with_capacity(prepared.len());
-        for (_, p) in prepared {
-            let p = p?;
-            reads.merge(p.reads);
-            ready.push(p);
-        }
-        ready.sort_by(|a, b| a.plan.target.cmp(&b.plan.target));
-        let probes = reader.probe_gates().await;
-        let read_ms = ms(started.elapsed());
-        let mut services: Vec<SwitchReport> = ready
-            .iter()
-            .map(|p| {
-                let mut r = base_report(&p.plan.target, p);
-                if !p.plan.is_noop() {
-                    r.gates.extend(probes.iter().cloned());
-                }
-                r.outcome = if p.plan.is_noop() && all_passed(&r.gates) {
-                    Outcome::NoOp
-                } else {
-                    Outcome::DryRun
-                };
-                r.message = if r.outcome == Outcome::NoOp {
-                    noop_message(&p.plan)
-                } else {
-                    String::new()
-                };
-                r
-            })
-            .collect();
-        let mut report = BatchReport {
-            target: key.to_owned(),
-            strategy: req.strategy.kind(),
-            outcome: Outcome::NoOp,
-            message: String::new(),
-            parallelism,
-            services: Vec::new(),
-            writes: Vec::new(),
-            rollback: None,
-            reads,
-            run_id: None,
-            durations: Durations {
-                read_ms,
-                ..Durations::default()
-            },
-        };
-        let refused_count = services.iter().filter(|s| !all_passed(&s.gates)).count();
-        if refused_count > 0 {
-            let reason = services
-                .iter()
-                .filter(|s| !all_passed(&s.gates))
-                .map(|s| format!("{}: {}", s.target, gates::refusal_reason(&s.gates)))
-                .collect::<Vec<_>>()
-                .join(" | ");
-            for s in services.iter_mut() {
-                s.outcome = if all_passed(&s.gates) {
-                    s.outcome
-                } else {
-                    Outcome::Refused
-                };
-            }
-            if !req.dry_run {
-                self.log
-                    .append(
-                        req.attributes.stamp(
-                            Event::new(key, EventKind::Refused)
-                                .with_actor(req.actor.clone())
-                                .with_strategy(req.strategy.kind().as_str())
-                                .with_reason(reason.clone()),
-                        ),
-                    )
-                    .await?;
-            }
-            report.outcome = Outcome::Refused;
-            report.message = format!(
-                "nothing changed in Kong: {} of {} service(s) failed their gates: {reason}",
-                refused_count,
-                services.len()
-            );
-            report.services = services;
-            return Ok(report);
-        }
-        let active: Vec<&Prepared> = ready.iter().filter(|p| !p.plan.is_noop()).collect();
-        if active.is_empty() {
-            report.message = format!(
-                "all {} service(s) tagged {} already on the requested side; nothing to do",
-                services.len(),
-                tags.join(",")
-            );
-            report.services = services;
-            return Ok(report);
-        }
-        if req.dry_run {
-            for (s, p) in services.iter_mut().zip(&ready) {
-                s.writes = p.plan.writes();
-            }
-            report.writes = active.iter().flat_map(|p| p.plan.writes()).collect();
-            report.outcome = Outcome::DryRun;
-            report.message = format!(
-                "{} write(s) over {} service(s) would be made; nothing was written",
-                report.writes.len(),
-                active.len()
-            );
-            report.services = services;
-            return Ok(report);
-        }
-
-        let run_id = Uuid::new_v4();
-        report.run_id = Some(run_id);
-        let plans: Vec<&Plan> = active.iter().map(|p| &p.plan).collect();
-        let base = req.attributes.stamp(
-            Event::new(key, EventKind::Intent)
-                .with_run_id(run_id)
-                .with_actor(req.actor.clone())
-                .with_strategy(req.strategy.kind().as_str())
-                .with_sides(plans[0].from.color.clone(), plans[0].to.color.clone()),
-        );
-        let intent = Intent {
-            strategy: req.strategy.kind().as_str().to_owned(),
-            from: plans[0].from.color.clone(),
-            to: plans[0].to.color.clone(),
-            writes: plans.iter().flat_map(|p| p.writes()).collect(),
-            undo: plans.iter().flat_map(|p| p.undo()).collect(),
-            prior: serde_json::json!({ "plans": plans }),
-        };
-        self.log.append(base.clone().with_intent(intent)).await?;
-
-        let apply_started = Instant::now();
-        let results: Vec<(usize, Applied)> = futures::stream::iter(active.iter().enumerate())
-            .map(|(i, p)| async move {
-                let a = apply::apply_plan(
-                    &self.client,
-                    &p.plan,
-                    &self.cancel,
-                    self.progress.as_ref(),
-                    |_| async {},
-                )
-                .await;
-                self.progress.event(ProgressEvent::Service {
-                    name: p.plan.target.clone(),
-                    state: if a.stopped.is_none() {
-                        "applied"
-                    } else {
-                        "failed"
-                    }
-                    .into(),
-                });
-                (i, a)
-            })
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-        report.durations.apply_ms = ms(apply_started.elapsed());
-        for (_, a) in &results {
-            report.writes.extend(a.writes.iter().cloned());
-        }
-        let failure = results
-            .iter()
-            .find_map(|(i, a)| a.stopped.clone().map(|s| (*i, s)));
-        let verified = if failure.is_none() {
-            let v = self.converge_and_verify(req, &ready, None).await;
-            if v.cancelled {
-                Some(Stopped {
-                    step: 0,
-                    cause: RollbackCause::Interrupted,
-                    reason: "interrupted while waiting for the new side".into(),
-                })
-            } else {
-                v.failure.map(|reason| Stopped {
-                    step: 0,
-                    cause: RollbackCause::VerificationFailed,
-                    reason,
-                })
-            }
-        } else {
-            None
-        };
-        let stop = failure
-            .map(|(i, s)| (Some(i), s))
-            .or(verified.map(|s| (None, s)));
-        for (i, a) in &results {
-            if let Some(report_i) = services
-                .iter_mut()
-                .find(|s| s.target == active[*i].plan.target)
-            {
-                report_i.writes = a.writes.clone();
-                report_i.steps = a.steps.clone();
-                report_i.outcome = Outcome::Completed;
-            }
-        }
-        match stop {
-            None => {
-                self.log
-                    .append(
-                        base.next(EventKind::Completed)
-                            .with_status(DeploymentStatus::Active)
-                            .with_color(plans[0].to.color.clone()),
-                    )
-                    .await?;
-                report.outcome = Outcome::Completed;
-                report.message = format!(
-                    "{} service(s) switched ({} write(s))",
-                    active.len(),
-                    report.writes.len()
-                );
-            }
-            Some((failed_index, stopped)) => {
-                let items: Vec<RestoreItem> = results
-                    .iter()
-                    .flat_map(|(i, a)| {
-                        let plan = &active[*i].plan;
-                        let upto = match &a.stopped {
-                            Some(s)
-                                if matches!(
-                                    s.cause,
-                                    RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch
-                                ) =>
-                            {
-                                (s.step + 1).min(plan.steps.len())
-                            }
-                            _ => a.applied,
-                        };
-                        restore_items(&plan.steps[..upto])
-                    })
-                    .collect();
-                let restored = self
-                    .undo_or_inconsistent(key, &stopped.reason, &items, &mut report.writes)
-                    .await?;
-                let who = failed_index.map(|i| active[i].plan.target.clone());
-                let reason = match &who {
-                    Some(s) => format!("{s}: {}", stopped.reason),
-                    None => stopped.reason.clone(),
-                };
-                self.log
-                    .append(
-                        base.next(EventKind::RolledBack)
-                            .with_status(DeploymentStatus::RolledBack)
-                            .with_reason(reason.clone()),
-                    )
-                    .await?;
-                for s in services.iter_mut() {
-                    if s.outcome == Outcome::Completed {
-                        s.outcome = Outcome::RolledBack;
-                        for step in s
-                            .steps
-                            .iter_mut()
-                            .filter(|st| st.status == StepStatus::Applied)
-                        {
-                            step.status = StepStatus::Undone;
-                        }
-                    }
-                }
-                report.outcome = if stopped.cause == RollbackCause::Interrupted {
-                    Outcome::Interrupted
-                } else {
-                    Outcome::RolledBack
-                };
-                report.message =
-                    format!("{reason}; every service of the batch is back on its old side");
-                report.rollback = Some(RollbackReport {
-                    cause: stopped.cause,
-                    reason,
-                    stopped_at: who,
-                    restored: RestoredTo::Start,
-                    writes: restored,
-                });
-            }
-        }
-        report.services = services;
-        report.durations.total_ms = ms(started.elapsed());
-        Ok(report)
-    }
+/// Whether applying `plan` changes what a route leads to, which a 3.x node's proxy serves
+/// only after its router rebuild (target weights and `POST /config` apply at once).
+fn moves_routes(plan: &Plan) -> bool {
+    plan.strategy != StrategyKind::Weights && !plan.declarative && !plan.is_noop()
 }
 
 fn compared(check: &Check, expected: Value, kong: Value) -> ComparedValue {

@@ -10,7 +10,7 @@ use crate::model::{TargetHealth, TargetWithHealth, UpstreamHealth};
 use super::request::Probe;
 
 /// The result of one gate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GateOutcome {
     /// Gate name, e.g. `green_exists`, `min_healthy[node-a]`, `probe[0]`.
     pub name: String,

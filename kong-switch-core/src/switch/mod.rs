@@ -38,9 +38,9 @@ pub use hybrid::{DEFAULT_DISCONNECTED_AFTER, PROXY_LAG_ALLOWANCE};
 pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use report::{
-    BatchReport, ConvergenceMethod, DataPlaneReport, Durations, HybridReport, NodeConvergence,
-    Outcome, ReadStats, Recovery, RestoredTo, RollbackCause, RollbackReport, StepReport,
-    StepStatus, SwitchReport,
+    BatchReport, BatchService, ConvergenceMethod, DataPlaneReport, Durations, GateTally,
+    HybridReport, NodeConvergence, Outcome, ReadStats, Recovery, RestoredTo, RollbackCause,
+    RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 pub use request::{
     DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe,

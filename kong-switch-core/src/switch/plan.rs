@@ -662,11 +662,7 @@ pub(crate) fn render_declarative_steps(
             apply_to_document(&mut next, &c.change)?;
         }
         steps.push(Step {
-            description: in_stage
-                .iter()
-                .map(|c| c.change.description())
-                .collect::<Vec<_>>()
-                .join("; "),
+            description: describe_all(&in_stage),
             stage,
             request: post(&next),
             undo: post(&current),
@@ -675,6 +671,22 @@ pub(crate) fn render_declarative_steps(
         current = next;
     }
     Ok(steps)
+}
+
+/// What one `POST /config` changes: every change for a few, the first ones and a count for
+/// a batch.
+fn describe_all(changes: &[&StagedChange]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = changes
+        .iter()
+        .take(SHOWN)
+        .map(|c| c.change.description())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if changes.len() > SHOWN {
+        text.push_str(&format!("; and {} more", changes.len() - SHOWN));
+    }
+    text
 }
 
 fn entries<'a>(doc: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {

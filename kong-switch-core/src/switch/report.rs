@@ -339,6 +339,9 @@ impl SwitchReport {
 }
 
 /// The result of a batch switch (a tag selecting several services, all-or-nothing).
+///
+/// Its size grows with the number of services only by one short [`BatchService`] line each
+/// and the writes sent: gates are tallied, not repeated per service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchReport {
     /// Target key, `tag:…`.
@@ -351,20 +354,61 @@ pub struct BatchReport {
     pub message: String,
     /// Services switched at once.
     pub parallelism: usize,
-    /// Per service (planned, gated, applied, undone).
-    pub services: Vec<SwitchReport>,
-    /// Every write sent, in the order the responses arrived.
+    /// Per service, sorted by name: its sides and how it ended.
+    pub services: Vec<BatchService>,
+    /// Every distinct gate outcome with the number of services it was observed for.
+    pub gates: Vec<GateTally>,
+    /// Every write sent, in the order the responses arrived (dry run: the writes that would
+    /// be sent). A DB-less node gets one `POST /config` for the whole batch.
     pub writes: Vec<AdminRequest>,
     /// The rollback, if one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// Verification through the proxy, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationReport>,
+    /// Per node: whether it serves the new side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeConvergence>,
+    /// Hybrid mode: the data planes' convergence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridReport>,
     /// Admin API reads.
     pub reads: ReadStats,
+    /// A previous run's dangling intent this run resolved first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovery>,
     /// Ties the batch's log events together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<Uuid>,
     /// Time per phase.
     pub durations: Durations,
+}
+
+/// One service of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchService {
+    /// The service (name, or id when it has none).
+    pub target: String,
+    /// The side traffic left (or was on).
+    pub from: Side,
+    /// The side traffic was sent to.
+    pub to: Side,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The gates it failed, with what was observed (empty unless refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_gates: Vec<GateOutcome>,
+}
+
+/// One gate outcome and how many services of a batch it was observed for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateTally {
+    /// The outcome (name, passed, observed, required).
+    #[serde(flatten)]
+    pub gate: GateOutcome,
+    /// Services it was observed for.
+    pub services: usize,
 }
 
 impl BatchReport {

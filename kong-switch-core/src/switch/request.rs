@@ -562,8 +562,9 @@ pub struct SwitchRequest {
     pub target: SwitchTarget,
     /// How.
     pub strategy: Strategy,
-    /// Explicit destination: an upstream name (`upstream`), a service name (`route`) or a
-    /// color (`weights`). Default: the green side (a switch when green is active is a no-op).
+    /// Explicit destination: a color (`blue`, `green`: each service's side of that color),
+    /// or an upstream name (`upstream`) or a service name (`route`). Default: the green side
+    /// (a switch when green is active is a no-op).
     pub to: Option<String>,
     /// How sides are recognised.
     pub sides: Sides,

@@ -34,6 +34,9 @@ pub(crate) struct Prepared {
     pub gates: Vec<GateOutcome>,
     /// Reads made.
     pub reads: ReadStats,
+    /// The changes the plan's steps were rendered from (a DB-less batch renders the changes
+    /// of all its services into one `POST /config`).
+    pub changes: Vec<StagedChange>,
 }
 
 /// What is read on the primary node and the other nodes for the health gates.
@@ -50,6 +53,9 @@ pub(crate) struct Reader<'a> {
     pub req: &'a SwitchRequest,
     /// Destinations already read by this reader (a batch reads a shared one once).
     pub destinations: DestinationCache,
+    /// Reading for a batch: on a DB-less node, plans are rendered as entity writes (for the
+    /// report) and the engine renders every service's changes into one `POST /config`.
+    pub batch: bool,
 }
 
 /// A destination upstream as read for the upstream strategy: the upstream, its targets and
@@ -390,6 +396,7 @@ impl Reader<'_> {
 
     async fn declarative(&self, node: &Node, reads: &mut ReadStats) -> Result<Option<Value>> {
         match node.mode {
+            Mode::DbLess if self.batch => Ok(None),
             Mode::DbLess => {
                 reads.round(1);
                 Ok(Some(parse_declarative(self.client.get_config().await?)?))
@@ -398,6 +405,18 @@ impl Reader<'_> {
                 "this node is a hybrid data plane, which takes no writes; point the Admin URL at the control plane".into(),
             )),
             Mode::Traditional | Mode::HybridControlPlane => Ok(None),
+        }
+    }
+
+    /// The request's destination: the color wanted (`to` when it is `blue` or `green`, else
+    /// green) and the entity `to` names, if it names one.
+    fn destination_request(&self) -> (&'static str, Option<&str>) {
+        match self.req.to.as_deref() {
+            Some(to) if other_color(to).is_some() => {
+                (if to == GREEN { GREEN } else { "blue" }, None)
+            }
+            Some(to) => (GREEN, Some(to)),
+            None => (GREEN, None),
         }
     }
 
@@ -420,11 +439,18 @@ impl Reader<'_> {
         for g in &gates {
             self.progress.event(ProgressEvent::Gate(g.clone()));
         }
+        // Kept only where the engine renders them again: a DB-less batch.
+        let kept_changes = if self.batch && node.mode == Mode::DbLess {
+            changes.to_vec()
+        } else {
+            Vec::new()
+        };
         Ok(Prepared {
             node,
             plan,
             gates,
             reads,
+            changes: kept_changes,
         })
     }
 
@@ -466,9 +492,10 @@ impl Reader<'_> {
         let active = service.host.clone();
         // Without `to`, the destination is the green side: a switch when green is already
         // active is a no-op, never a flip back (going back is `to` = blue, or `rollback`).
-        let mut dest = match (&self.req.to, color_of(&active, None, sides).as_deref()) {
-            (Some(to), _) => Some(to.clone()),
-            (None, Some(GREEN)) => Some(active.clone()),
+        let (want, named) = self.destination_request();
+        let mut dest = match (named, color_of(&active, None, sides).as_deref()) {
+            (Some(to), _) => Some(to.to_owned()),
+            (None, Some(color)) if color == want => Some(active.clone()),
             (None, _) => counterpart(&active, sides),
         };
         let mut active_tags: Option<Vec<String>> = None;
@@ -486,7 +513,7 @@ impl Reader<'_> {
                     ))
                 })?;
             dest = match color_of(&active, active_upstream.tags.as_deref(), sides).as_deref() {
-                Some(GREEN) => Some(active.clone()),
+                Some(color) if color == want => Some(active.clone()),
                 _ => self.tagged_upstream(&active_upstream, &mut reads).await?,
             };
             active_tags = active_upstream.tags.clone();
@@ -512,6 +539,7 @@ impl Reader<'_> {
                 plan,
                 gates: Vec::new(),
                 reads,
+                changes: Vec::new(),
             });
         }
 
@@ -612,6 +640,7 @@ impl Reader<'_> {
                 plan,
                 gates: Vec::new(),
                 reads,
+                changes: Vec::new(),
             });
         }
         plan.stages = stages;
@@ -785,10 +814,11 @@ impl Reader<'_> {
         let from = side_of(active.key(), active.tags.as_deref(), sides);
 
         let active_color = color_of(active.key(), active.tags.as_deref(), sides);
-        let dest_name = match &self.req.to {
-            Some(to) => Some(to.clone()),
-            // Green already active: the plan below is empty, a no-op.
-            None if active_color.as_deref() == Some(GREEN) => Some(active.key().to_owned()),
+        let (want, named) = self.destination_request();
+        let dest_name = match named {
+            Some(to) => Some(to.to_owned()),
+            // The wanted side already active: the plan below is empty, a no-op.
+            None if active_color.as_deref() == Some(want) => Some(active.key().to_owned()),
             None => match counterpart(active.key(), sides) {
                 Some(n) => Some(n),
                 None => {
@@ -812,7 +842,14 @@ impl Reader<'_> {
                                 &shared_tags(active.tags.as_deref(), sides),
                             )?
                         }
-                        None => Some(format!("{base}{}", sides.green_suffix)),
+                        None => Some(format!(
+                            "{base}{}",
+                            if want == GREEN {
+                                &sides.green_suffix
+                            } else {
+                                &sides.blue_suffix
+                            }
+                        )),
                     }
                 }
             },
@@ -838,6 +875,7 @@ impl Reader<'_> {
                 plan,
                 gates: Vec::new(),
                 reads,
+                changes: Vec::new(),
             });
         }
         let dest = match services

@@ -264,6 +264,7 @@ async fn run<L: StateLog>(
             .map(|s| objects.request(&s.undo))
             .collect(),
         prior: current.clone(),
+        part: None,
     };
     recorder
         .append(base.next(EventKind::Intent).with_intent(intent))

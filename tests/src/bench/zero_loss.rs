@@ -1,7 +1,7 @@
 //! Row 3: traffic through the proxy while upstream switches and weight shifts run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -14,6 +14,13 @@ use super::setup::Admin;
 use super::stats::{fmt_ratio, percentile, ratio};
 use super::{Ctx, Row, Verdict};
 
+/// What the run was doing when a request was sent (or answered).
+const WARMING: u8 = 0;
+const QUIET: u8 = 1;
+const SWITCHING: u8 = 2;
+/// After the last switch, until Kong has applied it: neither baseline nor switching.
+const SETTLING: u8 = 3;
+
 /// One request through the proxy.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -22,7 +29,8 @@ struct Sample {
     /// Latency in milliseconds.
     ms: f64,
     ok: bool,
-    switching: bool,
+    /// The phase: [`SWITCHING`] if any switch ran while it was in flight.
+    phase: u8,
 }
 
 /// Runs row 3.
@@ -79,19 +87,15 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
 
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cli = KongSwitch::new(env.admin_url(), state.path()).with_actor("bench");
-    let switching = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(AtomicU8::new(WARMING));
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
 
     // Open-loop load: one request every 1/rate s, alternating the two services.
     let load = {
-        let (switching, samples, stop, http) = (
-            switching.clone(),
-            samples.clone(),
-            stop.clone(),
-            http.clone(),
-        );
+        let (phase, samples, stop, http) =
+            (phase.clone(), samples.clone(), stop.clone(), http.clone());
         let rate = ctx.cfg.zero_loss_rate;
         let urls = urls.clone();
         tokio::spawn(async move {
@@ -103,9 +107,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
                 tick.tick().await;
                 let url = urls[i % 2].clone();
                 i += 1;
-                let (switching, samples, http) = (switching.clone(), samples.clone(), http.clone());
+                let (phase, samples, http) = (phase.clone(), samples.clone(), http.clone());
                 inflight.spawn(async move {
-                    let sw = switching.load(Ordering::Relaxed);
+                    let sent = phase.load(Ordering::Relaxed);
                     let t0 = Instant::now();
                     let ok = match http.get(&url).send().await {
                         Ok(r) => {
@@ -117,11 +121,16 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
                     };
                     let ms = t0.elapsed().as_secs_f64() * 1e3;
                     let at = t0.duration_since(start).as_secs_f64();
+                    let answered = phase.load(Ordering::Relaxed);
                     samples.lock().await.push(Sample {
                         at,
                         ms,
                         ok,
-                        switching: sw || switching.load(Ordering::Relaxed),
+                        phase: if sent == SWITCHING || answered == SWITCHING {
+                            SWITCHING
+                        } else {
+                            sent.max(answered)
+                        },
                     });
                 });
                 while inflight.try_join_next().is_some() {}
@@ -130,13 +139,16 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         })
     };
 
+    // Connections open during the first second (open loop from cold): not a baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    phase.store(QUIET, Ordering::Relaxed);
     tokio::time::sleep(ctx.cfg.zero_loss_quiet).await;
     let n = ctx.cfg.zero_loss_switches;
     let shifts = ctx.cfg.zero_loss_shifts;
     let every = (n / shifts.max(1)).max(1);
     let mut failed_runs = Vec::new();
     let (mut done_switches, mut done_shifts, mut shift_attempts) = (0, 0, 0);
-    switching.store(true, Ordering::Relaxed);
+    phase.store(SWITCHING, Ordering::Relaxed);
     for i in 0..n {
         let to = if i % 2 == 0 { &ug } else { &ub };
         let t = timed(cli.command(&["--quiet", "switch", &base, "--to", to])).await?;
@@ -159,8 +171,10 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             }
         }
     }
-    switching.store(false, Ordering::Relaxed);
-    // Let the last switch settle, then a quiet tail.
+    // The last switch is applied after the router delay; then a quiet tail.
+    phase.store(SETTLING, Ordering::Relaxed);
+    tokio::time::sleep(delay + Duration::from_secs(1)).await;
+    phase.store(QUIET, Ordering::Relaxed);
     tokio::time::sleep(ctx.cfg.zero_loss_quiet / 2).await;
     stop.store(true, Ordering::Relaxed);
     load.await.map_err(|e| e.to_string())?;
@@ -178,15 +192,14 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         }
     }
     let min_rate = per_sec.iter().copied().min().unwrap_or(0);
-    let lat = |sw: bool| -> Vec<f64> {
+    let lat = |phase: u8| -> Vec<f64> {
         samples
             .iter()
-            // The first second warms up connections (open loop from cold): not a baseline.
-            .filter(|s| s.switching == sw && s.ok && s.at >= 1.0)
+            .filter(|s| s.phase == phase && s.ok)
             .map(|s| s.ms)
             .collect()
     };
-    let (on, off) = (lat(true), lat(false));
+    let (on, off) = (lat(SWITCHING), lat(QUIET));
     let p50 = ratio(percentile(&on, 50.0), percentile(&off, 50.0));
     let p99 = ratio(percentile(&on, 99.0), percentile(&off, 99.0));
     ctx.detail(format!(

@@ -1,0 +1,558 @@
+//! Batch switches: every service carrying a tag, all-or-nothing (design §3).
+//!
+//! Every service is read and gated before anything is written; a refusal of one refuses
+//! the batch. The plans are applied at most `parallelism` services at once (on a DB-less
+//! node, as one `POST /config` for the whole batch); any failure restores every service.
+//! What the batch keeps per service is its plan and one short report line: gates are
+//! tallied, and the intent is written in parts, so memory and log events stay small.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::admin::{KongClient, ListParams, TagFilter};
+use crate::model::Mode;
+use crate::state::{
+    DeploymentStatus, Event, EventKind, Intent, IntentPart, LeaseRequest, StateLog,
+};
+
+use super::super::apply::{self, Stopped};
+use super::super::error::{Error, Result};
+use super::super::gates::GateOutcome;
+use super::super::plan::{
+    Plan, RestoreItem, StagedChange, render_declarative_steps, restore_items,
+};
+use super::super::progress::ProgressEvent;
+use super::super::report::{
+    BatchReport, BatchService, Durations, GateTally, Outcome, ReadStats, RestoredTo, RollbackCause,
+    RollbackReport,
+};
+use super::super::request::{SwitchRequest, SwitchTarget};
+use super::super::snapshot::{Prepared, parse_declarative};
+use super::{Engine, live_message, moves_routes, ms};
+
+/// Services per intent event. A Firestore document holds at most 1 MiB, and an event that
+/// grew with the batch would make every append and recovery read grow with it too.
+const INTENT_PART: usize = 100;
+
+/// Services named for each failed gate of a refusal; the rest are counted.
+const NAMED: usize = 3;
+
+/// What applying one plan of the batch left behind (its step reports are not kept).
+struct Done {
+    /// Index into the applied plans.
+    index: usize,
+    /// Steps applied and read back.
+    applied: usize,
+    stopped: Option<Stopped>,
+}
+
+/// Distinct gate outcomes, counted.
+#[derive(Default)]
+struct Tally {
+    index: HashMap<GateOutcome, usize>,
+    tallies: Vec<GateTally>,
+}
+
+impl Tally {
+    fn add(&mut self, gate: &GateOutcome) {
+        match self.index.get(gate) {
+            Some(&i) => self.tallies[i].services += 1,
+            None => {
+                self.index.insert(gate.clone(), self.tallies.len());
+                self.tallies.push(GateTally {
+                    gate: gate.clone(),
+                    services: 1,
+                });
+            }
+        }
+    }
+}
+
+impl<L: StateLog> Engine<L> {
+    /// Switches every service carrying the request's tags, all-or-nothing: every service is
+    /// read and gated first (nothing is written if any is refused), then the plans are
+    /// applied with at most `parallelism` services at once (a DB-less node gets one
+    /// `POST /config` for all of them); on any failure every applied service is restored.
+    pub async fn switch_batch(&self, req: &SwitchRequest) -> Result<BatchReport> {
+        req.validate()?;
+        let SwitchTarget::Tagged(tags) = &req.target else {
+            return Err(Error::invalid(
+                "target",
+                "switch_batch needs a tag selection (tag:app=orders)",
+            ));
+        };
+        let key = req.target.key();
+        let lease = if req.dry_run {
+            None
+        } else {
+            Some(
+                self.log
+                    .acquire(LeaseRequest::new(
+                        key.clone(),
+                        req.actor.clone(),
+                        req.lease_ttl,
+                    ))
+                    .await?,
+            )
+        };
+        let result = self.batch_locked(req, tags, &key).await;
+        if let Some(lease) = lease {
+            self.release(lease).await;
+        }
+        result
+    }
+
+    async fn batch_locked(
+        &self,
+        req: &SwitchRequest,
+        tags: &[String],
+        key: &str,
+    ) -> Result<BatchReport> {
+        let started = Instant::now();
+        let parallelism = req.parallelism.max(1);
+        let mut report = BatchReport {
+            target: key.to_owned(),
+            strategy: req.strategy.kind(),
+            outcome: Outcome::NoOp,
+            message: String::new(),
+            parallelism,
+            services: Vec::new(),
+            gates: Vec::new(),
+            writes: Vec::new(),
+            rollback: None,
+            verification: None,
+            nodes: Vec::new(),
+            hybrid: None,
+            reads: ReadStats::default(),
+            recovered: None,
+            run_id: None,
+            durations: Durations::default(),
+        };
+        if !req.dry_run {
+            report.recovered = self.recover(key, &req.actor).await?;
+        }
+
+        // Read and plan every service. The listed bodies are what a per-service read would
+        // return: plan from them.
+        report.reads.round(1);
+        let params = ListParams::default().with_tags(TagFilter::All(tags.to_vec()));
+        let listed = self.client.services().list_all(&params).await?;
+        let mut reader = self.reader(req);
+        reader.batch = true;
+        let reader = &reader;
+        let prepared: Vec<Result<Prepared>> = futures::stream::iter(listed)
+            .map(|service| async move {
+                let target = service.key().to_owned();
+                let prepared = reader.prepare_listed(service, &target).await;
+                self.progress.event(ProgressEvent::Service {
+                    name: target,
+                    state: "planned".into(),
+                });
+                prepared
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        let mut ready = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let p = p?;
+            report.reads.merge(p.reads);
+            ready.push(p);
+        }
+        ready.sort_by(|a, b| a.plan.target.cmp(&b.plan.target));
+        let any_change = ready.iter().any(|p| !p.plan.is_noop());
+        let probes = if any_change {
+            reader.probe_gates().await
+        } else {
+            Vec::new()
+        };
+        report.durations.read_ms = ms(started.elapsed());
+
+        // Gate: tally every outcome, keep the failed ones per service.
+        let mut tally = Tally::default();
+        report.services.reserve_exact(ready.len());
+        for p in &mut ready {
+            let mut gates = std::mem::take(&mut p.gates);
+            if !p.plan.is_noop() {
+                gates.extend(probes.iter().cloned());
+            }
+            gates.iter().for_each(|g| tally.add(g));
+            let failed: Vec<GateOutcome> = gates.into_iter().filter(|g| !g.passed).collect();
+            report.services.push(BatchService {
+                target: p.plan.target.clone(),
+                from: p.plan.from.clone(),
+                to: p.plan.to.clone(),
+                outcome: match (failed.is_empty(), p.plan.is_noop()) {
+                    (false, _) => Outcome::Refused,
+                    (true, true) => Outcome::NoOp,
+                    (true, false) => Outcome::DryRun,
+                },
+                failed_gates: failed,
+            });
+        }
+        report.gates = tally.tallies;
+        let refused = report
+            .services
+            .iter()
+            .filter(|s| s.outcome == Outcome::Refused)
+            .count();
+        if refused > 0 {
+            let reason = refusal_summary(&report.services);
+            if !req.dry_run {
+                self.log
+                    .append(
+                        req.attributes.stamp(
+                            Event::new(key, EventKind::Refused)
+                                .with_actor(req.actor.clone())
+                                .with_strategy(req.strategy.kind().as_str())
+                                .with_reason(reason.clone()),
+                        ),
+                    )
+                    .await?;
+            }
+            report.outcome = Outcome::Refused;
+            report.message = format!(
+                "nothing changed in Kong: {refused} of {} service(s) failed their gates: {reason}",
+                report.services.len()
+            );
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        }
+        let active: Vec<Prepared> = ready.into_iter().filter(|p| !p.plan.is_noop()).collect();
+        let Some(first) = active.first() else {
+            report.message = format!(
+                "all {} service(s) tagged {} already on the requested side; nothing to do",
+                report.services.len(),
+                tags.join(",")
+            );
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        };
+        let node = first.node.clone();
+
+        // A DB-less node takes the whole batch as one `POST /config`: atomic, and the only
+        // way, since each service's own document would overwrite the others'.
+        let plans: Vec<Plan> = if node.mode == Mode::DbLess {
+            report.reads.round(1);
+            let doc = parse_declarative(self.client.get_config().await?)?;
+            let changes: Vec<StagedChange> = active
+                .iter()
+                .flat_map(|p| p.changes.iter().cloned())
+                .collect();
+            let mut combined = Plan::noop(first.plan.strategy, key, first.plan.from.clone());
+            combined.to = first.plan.to.clone();
+            combined.stages = first.plan.stages.clone();
+            combined.declarative = true;
+            combined.steps =
+                render_declarative_steps(&changes, &doc, KongClient::post_config_request)?;
+            vec![combined]
+        } else {
+            active.into_iter().map(|p| p.plan).collect()
+        };
+        let (from, to) = (plans[0].from.clone(), plans[0].to.clone());
+        let changing = report
+            .services
+            .iter()
+            .filter(|s| s.outcome == Outcome::DryRun)
+            .count();
+
+        if req.dry_run {
+            report.writes = plans.iter().flat_map(Plan::writes).collect();
+            report.outcome = Outcome::DryRun;
+            report.message = format!(
+                "{} write(s) over {changing} service(s) would be made; nothing was written",
+                report.writes.len(),
+            );
+            report.durations.total_ms = ms(started.elapsed());
+            return Ok(report);
+        }
+
+        // Intend, in parts, all before the first write.
+        let run_id = Uuid::new_v4();
+        report.run_id = Some(run_id);
+        let base = req.attributes.stamp(
+            Event::new(key, EventKind::Intent)
+                .with_run_id(run_id)
+                .with_actor(req.actor.clone())
+                .with_strategy(req.strategy.kind().as_str())
+                .with_sides(from.color.clone(), to.color.clone()),
+        );
+        let parts = plans.len().div_ceil(INTENT_PART);
+        for (i, chunk) in plans.chunks(INTENT_PART).enumerate() {
+            let intent = Intent {
+                strategy: req.strategy.kind().as_str().to_owned(),
+                from: from.color.clone(),
+                to: to.color.clone(),
+                writes: chunk.iter().flat_map(Plan::writes).collect(),
+                undo: chunk.iter().flat_map(Plan::undo).collect(),
+                prior: serde_json::json!({ "plans": chunk }),
+                part: (parts > 1).then_some(IntentPart {
+                    index: i + 1,
+                    of: parts,
+                }),
+            };
+            self.log.append(base.clone().with_intent(intent)).await?;
+        }
+        let watch = self.hybrid_watch(&node).await?;
+
+        // Apply.
+        let apply_started = Instant::now();
+        let mut done = Vec::with_capacity(plans.len());
+        let mut applying = futures::stream::iter(plans.iter().enumerate())
+            .map(|(index, plan)| async move {
+                let applied = apply::apply_plan(
+                    &self.client,
+                    plan,
+                    &self.cancel,
+                    self.progress.as_ref(),
+                    |_| async {},
+                )
+                .await;
+                self.progress.event(ProgressEvent::Service {
+                    name: plan.target.clone(),
+                    state: if applied.stopped.is_none() {
+                        "applied"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                });
+                (index, applied)
+            })
+            .buffer_unordered(parallelism);
+        while let Some((index, applied)) = applying.next().await {
+            report.writes.extend(applied.writes);
+            done.push(Done {
+                index,
+                applied: applied.applied,
+                stopped: applied.stopped,
+            });
+        }
+        drop(applying);
+        let written_at = Instant::now();
+        report.durations.apply_ms = ms(apply_started.elapsed());
+        let write_failure = done
+            .iter()
+            .find_map(|d| d.stopped.clone().map(|s| (Some(d.index), s)));
+
+        // Verify.
+        let stop = match write_failure {
+            Some(failure) => Some(failure),
+            None => {
+                let verify_started = Instant::now();
+                let router = plans.iter().any(moves_routes);
+                let v = self
+                    .converge_and_verify(req, &node, router, watch.map(|w| (w, written_at)))
+                    .await;
+                report.durations.verify_ms = ms(verify_started.elapsed());
+                report.nodes = v.nodes;
+                report.hybrid = v.hybrid;
+                report.verification = v.verification;
+                if v.cancelled {
+                    Some(Stopped {
+                        step: 0,
+                        cause: RollbackCause::Interrupted,
+                        reason: "interrupted while waiting for the new side / verifying".into(),
+                    })
+                } else {
+                    v.failure.map(|reason| Stopped {
+                        step: 0,
+                        cause: RollbackCause::VerificationFailed,
+                        reason,
+                    })
+                }
+                .map(|s| (None, s))
+            }
+        };
+
+        // Record.
+        let switched = |services: &mut [BatchService], outcome: Outcome| {
+            for s in services.iter_mut().filter(|s| s.outcome == Outcome::DryRun) {
+                s.outcome = outcome;
+            }
+        };
+        match stop {
+            None => {
+                self.record_completed(&base, &plans[0]).await?;
+                switched(&mut report.services, Outcome::Completed);
+                report.outcome = Outcome::Completed;
+                report.message = format!(
+                    "{changing} service(s) switched from {} to {} ({} write(s){}){}",
+                    from.color,
+                    to.color,
+                    report.writes.len(),
+                    if report.verification.is_some() {
+                        ", verified"
+                    } else {
+                        ""
+                    },
+                    report.hybrid.as_ref().map(live_message).unwrap_or_default()
+                );
+            }
+            Some((_, stopped))
+                if stopped.cause == RollbackCause::VerificationFailed && req.no_rollback =>
+            {
+                self.log
+                    .append(
+                        base.next(EventKind::Completed)
+                            .with_color(to.color.clone())
+                            .with_status(DeploymentStatus::Active)
+                            .with_reason(format!(
+                                "verification failed, rollback disabled: {}",
+                                stopped.reason
+                            )),
+                    )
+                    .await?;
+                switched(&mut report.services, Outcome::Completed);
+                report.outcome = Outcome::VerificationFailed;
+                report.message = format!(
+                    "{changing} service(s) now on {} but verification failed (rollback disabled): {}",
+                    to.color, stopped.reason
+                );
+            }
+            Some((failed_index, stopped)) => {
+                let items: Vec<RestoreItem> = done
+                    .iter()
+                    .flat_map(|d| {
+                        let plan = &plans[d.index];
+                        // A failed write may have taken effect: include it (restore
+                        // compares first).
+                        let upto = match &d.stopped {
+                            Some(s)
+                                if matches!(
+                                    s.cause,
+                                    RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch
+                                ) =>
+                            {
+                                (s.step + 1).min(plan.steps.len())
+                            }
+                            _ => d.applied,
+                        };
+                        restore_items(&plan.steps[..upto])
+                    })
+                    .collect();
+                let who = failed_index.map(|i| plans[i].target.clone());
+                let reason = match &who {
+                    Some(s) => format!("{s}: {}", stopped.reason),
+                    None => stopped.reason.clone(),
+                };
+                let restored = self
+                    .undo_or_inconsistent(key, &reason, &items, &mut report.writes)
+                    .await?;
+                self.log
+                    .append(
+                        base.next(EventKind::RolledBack)
+                            .with_status(DeploymentStatus::RolledBack)
+                            .with_reason(reason.clone()),
+                    )
+                    .await?;
+                switched(&mut report.services, Outcome::RolledBack);
+                report.outcome = if stopped.cause == RollbackCause::Interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::RolledBack
+                };
+                report.message =
+                    format!("{reason}; every service of the batch is back on its old side");
+                report.rollback = Some(RollbackReport {
+                    cause: stopped.cause,
+                    reason,
+                    stopped_at: who,
+                    restored: RestoredTo::Start,
+                    writes: restored,
+                });
+            }
+        }
+        report.durations.total_ms = ms(started.elapsed());
+        Ok(report)
+    }
+}
+
+/// Each distinct failed gate once, with the services that failed it:
+/// `min_healthy: observed 0 of 1 HEALTHY, required >= 100% HEALTHY (a, b, c and 997 more)`.
+fn refusal_summary(services: &[BatchService]) -> String {
+    let mut index: HashMap<&GateOutcome, usize> = HashMap::new();
+    let mut groups: Vec<(&GateOutcome, Vec<&str>)> = Vec::new();
+    for s in services {
+        for gate in &s.failed_gates {
+            let i = *index.entry(gate).or_insert_with(|| {
+                groups.push((gate, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(&s.target);
+        }
+    }
+    groups
+        .iter()
+        .map(|(gate, names)| {
+            let mut who = names
+                .iter()
+                .take(NAMED)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > NAMED {
+                who.push_str(&format!(" and {} more", names.len() - NAMED));
+            }
+            format!(
+                "{}: observed {}, required {} ({who})",
+                gate.name, gate.observed, gate.required
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::Side;
+
+    fn service(name: &str, failed: &[GateOutcome]) -> BatchService {
+        BatchService {
+            target: name.to_owned(),
+            from: Side::new("blue", "u-blue"),
+            to: Side::new("green", "u-green"),
+            outcome: Outcome::Refused,
+            failed_gates: failed.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_each_failed_gate_once_with_a_few_services_and_a_count() {
+        let down = GateOutcome::new("min_healthy", false, "0 of 1 HEALTHY", ">= 100% HEALTHY");
+        let missing = GateOutcome::new("green_exists", false, "no upstream x", "upstream x");
+        let services: Vec<BatchService> = (0..1000)
+            .map(|i| service(&format!("s{i:04}"), std::slice::from_ref(&down)))
+            .chain([service("z", std::slice::from_ref(&missing))])
+            .collect();
+
+        let text = refusal_summary(&services);
+
+        assert_eq!(
+            text,
+            "min_healthy: observed 0 of 1 HEALTHY, required >= 100% HEALTHY (s0000, s0001, s0002 and 997 more) \
+             | green_exists: observed no upstream x, required upstream x (z)"
+        );
+    }
+
+    #[test]
+    fn equal_gate_outcomes_are_tallied_once() {
+        let up = GateOutcome::new("min_healthy", true, "1 of 1 HEALTHY", ">= 100% HEALTHY");
+        let other = GateOutcome::new("min_targets", true, "1", ">= 1");
+        let mut tally = Tally::default();
+        for _ in 0..3 {
+            tally.add(&up);
+            tally.add(&other);
+        }
+        let counts: Vec<(&str, usize)> = tally
+            .tallies
+            .iter()
+            .map(|t| (t.gate.name.as_str(), t.services))
+            .collect();
+        assert_eq!(counts, vec![("min_healthy", 3), ("min_targets", 3)]);
+    }
+}

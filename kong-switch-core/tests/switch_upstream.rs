@@ -503,3 +503,30 @@ async fn to_blue_by_color_switches_back_to_the_blue_upstream() {
     let again = engine.switch(&back).await.expect("again");
     assert_eq!(again.outcome, Outcome::NoOp, "{}", again.message);
 }
+
+#[tokio::test]
+async fn an_automatic_rollback_on_3x_waits_for_the_router_before_reporting() {
+    let kong = FakeKong::start("3.9.3", 0.3).await;
+    kong.upstream_topology();
+    kong.state().proxy_broken = true;
+    let (_dir, log) = temp_log();
+    let mut req = request();
+    let mut verify = VerifyConfig::new(kong.proxy_url("orders"));
+    verify.amount = VerifyAmount::Count(2);
+    verify.interval = Duration::from_millis(5);
+    verify.convergence_timeout = Some(Duration::from_millis(400));
+    req.verify = Some(verify);
+
+    let report = kong.engine(log).switch(&req).await.expect("report");
+
+    assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.message);
+    let rollback = report.rollback.expect("rollback");
+    assert_eq!(rollback.writes.len(), 1);
+    let waited = rollback.nodes.first().expect("the rollback waited for Kong");
+    assert_eq!(waited.node, "primary");
+    assert!(waited.converged);
+    assert!(
+        waited.converged_after_ms >= Some(250),
+        "waited the router rebuild: {waited:?}"
+    );
+}

@@ -332,13 +332,20 @@ fn render_switch(r: &SwitchReport, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
+    render_convergence(
+        "new",
+        &r.nodes,
+        r.hybrid.as_ref(),
+        r.verification.as_ref(),
+        out,
+    )?;
     if let Some(rb) = &r.rollback {
         writeln!(out, "  rolled back ({:?}): {}", rb.cause, rb.reason)?;
         for w in &rb.writes {
             writeln!(out, "    undo {w}")?;
         }
+        render_convergence("restored", &rb.nodes, rb.hybrid.as_ref(), None, out)?;
     }
-    render_convergence(&r.nodes, r.hybrid.as_ref(), r.verification.as_ref(), out)?;
     writeln!(
         out,
         "{}{} ({} reads, up to {} at once; {} ms)",
@@ -391,6 +398,13 @@ fn render_batch(r: &BatchReport, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "    {w}")?;
         }
     }
+    render_convergence(
+        "new",
+        &r.nodes,
+        r.hybrid.as_ref(),
+        r.verification.as_ref(),
+        out,
+    )?;
     if let Some(rb) = &r.rollback {
         writeln!(
             out,
@@ -398,8 +412,8 @@ fn render_batch(r: &BatchReport, out: &mut dyn Write) -> io::Result<()> {
             rb.writes.len(),
             rb.reason
         )?;
+        render_convergence("restored", &rb.nodes, rb.hybrid.as_ref(), None, out)?;
     }
-    render_convergence(&r.nodes, r.hybrid.as_ref(), r.verification.as_ref(), out)?;
     writeln!(
         out,
         "{}{} ({} writes, {} reads; {} ms)",
@@ -423,8 +437,10 @@ fn render_gate(g: &GateOutcome, suffix: &str, out: &mut dyn Write) -> io::Result
     )
 }
 
-/// Per node whether it serves the new side, the data planes, and the verification.
+/// Per node whether it serves the `side` (new or restored) side, the data planes, and the
+/// verification.
 fn render_convergence(
+    side: &str,
     nodes: &[NodeConvergence],
     hybrid: Option<&HybridReport>,
     verification: Option<&VerificationReport>,
@@ -436,9 +452,9 @@ fn render_convergence(
             "  node {}: {} ({}, after {} ms)",
             n.node,
             if n.converged {
-                "serves the new side"
+                format!("serves the {side} side")
             } else {
-                "NOT converged"
+                "NOT converged".to_owned()
             },
             n.detail,
             or_dash(n.converged_after_ms)

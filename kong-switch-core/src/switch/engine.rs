@@ -34,6 +34,13 @@ use super::verify::{self, Converged, Poll, VerificationReport};
 /// Margin added to the computed convergence timeout.
 mod batch;
 
+/// The events that open and close a run: the newest of them says whether an intent dangles.
+const RUN_KINDS: [EventKind; 3] = [
+    EventKind::Intent,
+    EventKind::Completed,
+    EventKind::RolledBack,
+];
+
 const CONVERGENCE_MARGIN: Duration = Duration::from_secs(3);
 
 fn ms(d: Duration) -> u64 {
@@ -640,9 +647,18 @@ impl<L: StateLog> Engine<L> {
         };
         let items = restore_items(&plan.steps[from.min(upto)..upto]);
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
+        let watch = self.rollback_watch().await;
         let restored_writes = self
             .undo_or_inconsistent(&plan.target, &stopped.reason, &items, &mut report.writes)
             .await?;
+        let (nodes, hybrid) = self
+            .settle_rollback(
+                watch,
+                Instant::now(),
+                moves_routes(plan),
+                restored_writes.len(),
+            )
+            .await;
         for s in report.steps.iter_mut().take(upto).skip(from) {
             if s.status == StepStatus::Applied {
                 s.status = StepStatus::Undone;
@@ -684,6 +700,8 @@ impl<L: StateLog> Engine<L> {
             stopped_at,
             restored,
             writes: restored_writes,
+            nodes,
+            hybrid,
         });
         Ok(())
     }
@@ -946,18 +964,7 @@ impl<L: StateLog> Engine<L> {
         // A run ends with an outcome (`completed`/`rolled_back`) after its intent; only
         // `step` and `status` events may follow it. So the newest of those three kinds tells
         // whether an intent dangles, read from the end of the log without loading it all.
-        let Some(last) = self
-            .log
-            .last_of(
-                key,
-                &[
-                    EventKind::Intent,
-                    EventKind::Completed,
-                    EventKind::RolledBack,
-                ],
-            )
-            .await?
-        else {
+        let Some(last) = self.log.last_of(key, &RUN_KINDS).await? else {
             return Ok(None);
         };
         if last.kind != EventKind::Intent {
@@ -966,13 +973,7 @@ impl<L: StateLog> Engine<L> {
         let Some(intent) = last.intent.clone() else {
             return Ok(None);
         };
-        // A batch's intent is in parts: gather them (the only case that reads the history).
-        let plans = if intent.part.is_some() {
-            let history = self.log.history(key).await?;
-            run_plans(&history.events, &last)
-        } else {
-            plans_of(&intent)
-        };
+        let plans = self.plans_of_run(key, &last).await?;
         let state = self.kong_state(&plans).await?;
         let base = last.next(EventKind::RolledBack).with_actor(actor);
         let (action, writes, event) = match state.0 {
@@ -1064,17 +1065,6 @@ impl<L: StateLog> Engine<L> {
 
     /// Compares the log's last word about `target` with Kong (for `status`). Reads only.
     pub async fn drift(&self, target: &str) -> Result<Drift> {
-        let history = self.log.history(target).await?;
-        let relevant: Vec<&Event> = history
-            .events
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::Intent | EventKind::Completed | EventKind::RolledBack
-                )
-            })
-            .collect();
         let mut drift = Drift {
             target: target.to_owned(),
             state: DriftState::NoHistory,
@@ -1084,28 +1074,25 @@ impl<L: StateLog> Engine<L> {
             values: Vec::new(),
             message: format!("no switch of {target} recorded"),
         };
-        let Some(last) = relevant.last() else {
+        let Some(last) = self.log.last_of(target, &RUN_KINDS).await? else {
             return Ok(drift);
         };
         drift.last_event = Some(last.kind);
         drift.run_id = last.run_id;
-        // The intent of the last run; a requested rollback has its own run id, so fall back
-        // to the newest intent.
-        let intent_event = relevant
-            .iter()
-            .rev()
-            .find(|e| {
-                e.kind == EventKind::Intent && last.run_id.is_some() && e.run_id == last.run_id
-            })
-            .or_else(|| relevant.iter().rev().find(|e| e.kind == EventKind::Intent));
+        // The intent of the last run, which is the newest intent (runs do not interleave);
+        // a requested rollback has its own run id and no intent.
+        let intent_event = match last.kind {
+            EventKind::Intent => Some(last.clone()),
+            _ => self.log.last_of(target, &[EventKind::Intent]).await?,
+        };
         let Some((intent_event, intent)) =
-            intent_event.and_then(|e| e.intent.as_ref().map(|i| (*e, i)))
+            intent_event.and_then(|e| e.intent.clone().map(|i| (e, i)))
         else {
             drift.state = DriftState::InSync;
             drift.message = "the log holds no intent to compare with Kong".into();
             return Ok(drift);
         };
-        let plans = run_plans(&history.events, intent_event);
+        let plans = self.plans_of_run(target, &intent_event).await?;
         let (state, pairs) = self.kong_state(&plans).await?;
         if last.kind == EventKind::Intent {
             drift.state = DriftState::DanglingIntent;
@@ -1233,9 +1220,90 @@ impl<L: StateLog> Engine<L> {
 
     /// Waits until the written node serves what was just written: its router rebuild delay
     /// for service and route changes (none for target weights), as `GET /` reports it.
-    async fn await_primary(&self, router: bool) -> Result<NodeConvergence> {
-        let node = self.client.node().await?;
-        let delay = primary_delay(&node, router);
+    /// The plans of the run whose intent is `intent_event`. Only a batch's intent, written
+    /// in parts, needs the history read to gather them.
+    async fn plans_of_run(&self, target: &str, intent_event: &Event) -> Result<Vec<Plan>> {
+        Ok(match &intent_event.intent {
+            Some(intent) if intent.part.is_some() => {
+                run_plans(&self.log.history(target).await?.events, intent_event)
+            }
+            Some(intent) => plans_of(intent),
+            None => Vec::new(),
+        })
+    }
+
+    /// Waits until Kong serves what a restore wrote at `written_at`: every data plane in
+    /// hybrid mode (`watch`, taken before the writes), else the written node's router delay
+    /// when `router` (the writes moved routes).
+    async fn settle_restore(
+        &self,
+        node: &Node,
+        watch: Option<Watch>,
+        written_at: Instant,
+        router: bool,
+    ) -> (Vec<NodeConvergence>, Option<HybridReport>) {
+        match watch {
+            Some(watch) => {
+                let settled = watch
+                    .settle(Settle {
+                        node,
+                        written_at,
+                        disconnected_after: self.disconnected_after,
+                        timeout: hybrid::default_timeout(node, self.disconnected_after),
+                        status_urls: &[],
+                        http: &self.http,
+                        cancel: &self.cancel,
+                        progress: self.progress.as_ref(),
+                    })
+                    .await;
+                (settled.nodes, Some(settled.report))
+            }
+            None => (vec![self.await_primary(node, router).await], None),
+        }
+    }
+
+    /// Before an automatic rollback's undo writes, in hybrid mode: the data planes' state.
+    /// A failure to read it is logged, never a reason to skip the undo.
+    async fn rollback_watch(&self) -> Option<Watch> {
+        let node = self.client.node().await.ok()?;
+        match self.hybrid_watch(&node).await {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the data planes; the rollback will not wait for them");
+                None
+            }
+        }
+    }
+
+    /// After an automatic rollback's undo writes: waits as [`Self::settle_restore`] does,
+    /// unless the run was interrupted (Ctrl-C asks to stop, not to wait).
+    async fn settle_rollback(
+        &self,
+        watch: Option<Watch>,
+        written_at: Instant,
+        router: bool,
+        undo_writes: usize,
+    ) -> (Vec<NodeConvergence>, Option<HybridReport>) {
+        if undo_writes == 0 || self.cancel.is_cancelled() {
+            return (Vec::new(), None);
+        }
+        match self.client.node().await {
+            Ok(node) => self.settle_restore(&node, watch, written_at, router).await,
+            Err(e) => (
+                vec![NodeConvergence {
+                    node: "primary".to_owned(),
+                    method: ConvergenceMethod::Waited,
+                    converged: false,
+                    converged_after_ms: None,
+                    detail: format!("not waited for: GET / failed: {e}"),
+                }],
+                None,
+            ),
+        }
+    }
+
+    async fn await_primary(&self, node: &Node, router: bool) -> NodeConvergence {
+        let delay = primary_delay(node, router);
         if !delay.is_zero() {
             self.progress.event(ProgressEvent::Waiting {
                 what: "Kong to apply the rollback".to_owned(),
@@ -1243,7 +1311,7 @@ impl<L: StateLog> Engine<L> {
             });
             tokio::time::sleep(delay).await;
         }
-        Ok(NodeConvergence {
+        NodeConvergence {
             node: "primary".to_owned(),
             method: if delay.is_zero() {
                 ConvergenceMethod::Immediate
@@ -1252,19 +1320,18 @@ impl<L: StateLog> Engine<L> {
             },
             converged: true,
             converged_after_ms: Some(ms(delay)),
-            detail: node_detail(&node, router),
-        })
+            detail: node_detail(node, router),
+        }
     }
 
     async fn rollback_locked(&self, target: &str, actor: &str) -> Result<SwitchReport> {
         let started = Instant::now();
-        let history = self.log.history(target).await?;
-        let Some(intent_event) = history
-            .events
-            .iter()
-            .rev()
-            .find(|e| e.kind == EventKind::Intent)
-        else {
+        let already_rolled_back = self
+            .log
+            .last_of(target, &RUN_KINDS)
+            .await?
+            .is_some_and(|e| e.kind == EventKind::RolledBack);
+        let Some(intent_event) = self.log.last_of(target, &[EventKind::Intent]).await? else {
             return Err(Error::NotFound {
                 kind: "recorded switch of",
                 name: target.to_owned(),
@@ -1275,7 +1342,7 @@ impl<L: StateLog> Engine<L> {
                 "the last intent of {target} carries no saved state"
             )));
         };
-        let plans = run_plans(&history.events, intent_event);
+        let plans = self.plans_of_run(target, &intent_event).await?;
         let Some(first) = plans.first() else {
             return Err(Error::Unsupported(format!(
                 "the last intent of {target} carries no plan"
@@ -1298,30 +1365,11 @@ impl<L: StateLog> Engine<L> {
         };
         let written_at = Instant::now();
         let strategy = first.strategy;
-        let mut hybrid_report = None;
-        let nodes = match watch {
-            _ if writes.is_empty() => Vec::new(),
-            // Hybrid mode: wait for the data planes as a switch does.
-            Some(watch) => {
-                let settled = watch
-                    .settle(Settle {
-                        node: &node,
-                        written_at,
-                        disconnected_after: self.disconnected_after,
-                        timeout: hybrid::default_timeout(&node, self.disconnected_after),
-                        status_urls: &[],
-                        http: &self.http,
-                        cancel: &self.cancel,
-                        progress: self.progress.as_ref(),
-                    })
-                    .await;
-                hybrid_report = Some(settled.report);
-                settled.nodes
-            }
-            None => vec![
-                self.await_primary(strategy != StrategyKind::Weights)
-                    .await?,
-            ],
+        let (nodes, hybrid_report) = if writes.is_empty() {
+            (Vec::new(), None)
+        } else {
+            self.settle_restore(&node, watch, written_at, plans.iter().any(moves_routes))
+                .await
         };
         let run_id = Uuid::new_v4();
         let reason = format!(
@@ -1340,18 +1388,7 @@ impl<L: StateLog> Engine<L> {
             .with_reason(reason.clone());
         let noop = writes.is_empty();
         // A no-op rollback of an already rolled-back switch needs no new record.
-        let already = history
-            .events
-            .iter()
-            .rev()
-            .find(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::Intent | EventKind::Completed | EventKind::RolledBack
-                )
-            })
-            .is_some_and(|e| e.kind == EventKind::RolledBack);
-        if !(noop && already) {
+        if !(noop && already_rolled_back) {
             self.log.append(event).await?;
         }
         Ok(SwitchReport {
@@ -1389,6 +1426,8 @@ impl<L: StateLog> Engine<L> {
                 stopped_at: None,
                 restored: RestoredTo::Start,
                 writes,
+                nodes: Vec::new(),
+                hybrid: None,
             }),
             verification: None,
             nodes,

@@ -146,6 +146,13 @@ pub struct RollbackReport {
     pub restored: RestoredTo,
     /// The undo writes sent, in order (only those whose value differed in Kong).
     pub writes: Vec<AdminRequest>,
+    /// How Kong was waited for after the undo writes (the router delay, or the data planes
+    /// in hybrid mode); empty when nothing was written back or the run was interrupted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeConvergence>,
+    /// Hybrid mode: the data planes' convergence on the restored configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridReport>,
 }
 
 /// How a node was found to serve the new side. Serialized in snake_case.

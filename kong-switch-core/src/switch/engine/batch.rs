@@ -439,9 +439,18 @@ impl<L: StateLog> Engine<L> {
                     Some(s) => format!("{s}: {}", stopped.reason),
                     None => stopped.reason.clone(),
                 };
+                let watch = self.rollback_watch().await;
                 let restored = self
                     .undo_or_inconsistent(key, &reason, &items, &mut report.writes)
                     .await?;
+                let (nodes, hybrid) = self
+                    .settle_rollback(
+                        watch,
+                        Instant::now(),
+                        plans.iter().any(moves_routes),
+                        restored.len(),
+                    )
+                    .await;
                 self.log
                     .append(
                         base.next(EventKind::RolledBack)
@@ -463,6 +472,8 @@ impl<L: StateLog> Engine<L> {
                     stopped_at: who,
                     restored: RestoredTo::Start,
                     writes: restored,
+                    nodes,
+                    hybrid,
                 });
             }
         }

@@ -522,7 +522,10 @@ async fn an_automatic_rollback_on_3x_waits_for_the_router_before_reporting() {
     assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.message);
     let rollback = report.rollback.expect("rollback");
     assert_eq!(rollback.writes.len(), 1);
-    let waited = rollback.nodes.first().expect("the rollback waited for Kong");
+    let waited = rollback
+        .nodes
+        .first()
+        .expect("the rollback waited for Kong");
     assert_eq!(waited.node, "primary");
     assert!(waited.converged);
     assert!(

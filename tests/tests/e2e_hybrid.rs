@@ -11,7 +11,7 @@ use kong_switch_tests::backend::BackendMode;
 use kong_switch_tests::cli::KongSwitch;
 use kong_switch_tests::harness::Env;
 use kong_switch_tests::standin::{Fault, FaultAction, Profile};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const WINDOW: Duration = Duration::from_secs(1);
 
@@ -115,6 +115,34 @@ async fn switch_through_two_data_planes(profile: Profile) {
         "[{profile} hybrid, short knobs] live {live} ms after the write (run {} ms)",
         run.took.as_millis()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_switch_waits_for_the_data_planes_like_a_single_switch() {
+    let profile = Profile::V3;
+    let h = Hybrid::start(profile, 2, WINDOW, short_knobs(profile)).await;
+    h.upstream_pair().await;
+    let tagged = h
+        .admin(
+            "PATCH",
+            "/services/bg",
+            Some(json!({ "tags": ["team=bg"] })),
+        )
+        .await;
+    assert_eq!(tagged.status, 200, "{:?}", tagged.json);
+    let state = tempfile::tempdir().expect("state dir");
+    let dps = status_args(&h);
+    let mut args = vec!["switch", "--tag", "team=bg", "--dp-timeout", "3s"];
+    args.extend(dps.iter().map(String::as_str));
+
+    let run = kong_switch(&h, &state, &args).await;
+
+    assert_eq!(run.code, Some(0), "{:#}", run.report);
+    assert_eq!(run.report["outcome"], "completed");
+    assert_live(&h, &run, &[0, 1]).await;
+    for dp in 0..2 {
+        assert_eq!(h.sample(dp, 20).await, (0, 20, 0), "dp {dp}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

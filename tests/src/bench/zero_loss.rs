@@ -22,13 +22,15 @@ const SWITCHING: u8 = 2;
 const SETTLING: u8 = 3;
 
 /// One request through the proxy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     /// Seconds since the load started.
     at: f64,
     /// Latency in milliseconds.
     ms: f64,
     ok: bool,
+    /// Why it failed.
+    error: Option<String>,
     /// The phase: [`SWITCHING`] if any switch ran while it was in flight.
     phase: u8,
 }
@@ -111,14 +113,17 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
                 inflight.spawn(async move {
                     let sent = phase.load(Ordering::Relaxed);
                     let t0 = Instant::now();
-                    let ok = match http.get(&url).send().await {
-                        Ok(r) => {
-                            let good =
-                                r.status().is_success() && r.headers().contains_key("x-color");
-                            good && r.bytes().await.is_ok()
+                    let error = match http.get(&url).send().await {
+                        Ok(r) if !r.status().is_success() => Some(format!("HTTP {}", r.status())),
+                        Ok(r) if !r.headers().contains_key("x-color") => {
+                            Some("no X-Color header".to_owned())
                         }
-                        Err(_) => false,
+                        Ok(r) => r.bytes().await.err().map(|e| format!("body: {e}")),
+                        Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+                        Err(e) if e.is_connect() => Some("connect".to_owned()),
+                        Err(e) => Some(format!("{e}")),
                     };
+                    let ok = error.is_none();
                     let ms = t0.elapsed().as_secs_f64() * 1e3;
                     let at = t0.duration_since(start).as_secs_f64();
                     let answered = phase.load(Ordering::Relaxed);
@@ -126,6 +131,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
                         at,
                         ms,
                         ok,
+                        error,
                         phase: if sent == SWITCHING || answered == SWITCHING {
                             SWITCHING
                         } else {
@@ -182,6 +188,26 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
 
     let samples = samples.lock().await.clone();
     let failed = samples.iter().filter(|s| !s.ok).count();
+    let failures: Vec<&Sample> = samples.iter().filter(|s| !s.ok).collect();
+    if !failures.is_empty() {
+        let first = failures.iter().map(|f| f.at).fold(f64::INFINITY, f64::min);
+        let last = failures.iter().map(|f| f.at).fold(0.0, f64::max);
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for f in &failures {
+            let kind = f.error.clone().unwrap_or_default();
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((kind, 1)),
+            }
+        }
+        ctx.detail(format!(
+            "zero loss: failures from {first:.1} s to {last:.1} s (phases {:?}): {kinds:?}",
+            failures
+                .iter()
+                .map(|f| f.phase)
+                .collect::<std::collections::BTreeSet<_>>()
+        ));
+    }
     let total = samples.len();
     // Requests per whole second of the run (the last, partial second excluded).
     let secs = elapsed.floor().max(1.0) as usize;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kong_switch_core::state::{EventKind, StateLog};
 use kong_switch_core::switch::{
-    DriftState, OnFailure, Outcome, RestoredTo, Strategy, SwitchRequest, WeightsOptions,
+    DriftState, OnFailure, Outcome, RestoredTo, RollbackCause, Strategy, SwitchRequest,
+    VerifyAmount, VerifyConfig, WeightsOptions,
 };
 use serde_json::json;
 use switch_support::{FakeKong, temp_log, w};
@@ -151,5 +152,53 @@ async fn keep_last_good_stays_at_the_last_completed_step() {
     assert_eq!(
         engine.drift("orders").await.expect("drift").state,
         DriftState::InSync
+    );
+}
+
+#[tokio::test]
+async fn errors_during_a_bake_stop_the_shift_at_the_last_good_step() {
+    let kong = FakeKong::start("2.8.5", 0.0).await;
+    weights_topology(&kong);
+    // Green answers errors once it carries half the traffic.
+    kong.state().proxy_breaks_at_green_weight = Some(50);
+    let (_dir, log) = temp_log();
+    let engine = kong.engine(log);
+    let mut req = request("25,50,100", OnFailure::KeepLastGood);
+    if let Strategy::Weights(o) = &mut req.strategy {
+        o.schedule = o.schedule.clone().with_bake(Duration::from_millis(200));
+    }
+    let mut verify = VerifyConfig::new(kong.proxy_url("orders"));
+    verify.amount = VerifyAmount::Count(3);
+    verify.interval = Duration::from_millis(20);
+    req.verify = Some(verify);
+
+    let report = engine.switch(&req).await.expect("report");
+
+    assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.message);
+    let rollback = report.rollback.as_ref().expect("rollback");
+    assert_eq!(rollback.cause, RollbackCause::VerificationFailed);
+    assert!(
+        rollback.reason.contains("during the bake of"),
+        "{}",
+        rollback.reason
+    );
+    assert_eq!(
+        rollback.restored,
+        RestoredTo::LastGoodStep {
+            stage: 0,
+            percent: Some(25)
+        }
+    );
+    assert_eq!(
+        kong.writes().await,
+        vec![
+            target("tg", 25),
+            target("tb", 75),
+            target("tg", 50),
+            target("tb", 50),
+            target("tb", 75),
+            target("tg", 25)
+        ],
+        "the 100% step was never written; the 50% step was undone, blue raised first"
     );
 }

@@ -115,17 +115,19 @@ pub(crate) async fn wait(d: Duration, cancel: &CancellationToken) -> bool {
 
 /// Applies the plan's steps in order, stage by stage, reading each back, waiting the bake
 /// time after each stage but the last. Stops between steps when cancelled.
-/// `after_stage(stage)` runs after each completed stage (to log `weights` steps).
+/// `watch_stage(stage, bake)` runs after each completed stage, during its bake (zero after
+/// the last stage): it logs `weights` steps and may watch the proxy; a failure it returns
+/// stops the plan there, as a failed verification.
 pub(crate) async fn apply_plan<F, Fut>(
     client: &KongClient,
     plan: &Plan,
     cancel: &CancellationToken,
     progress: &dyn Progress,
-    mut after_stage: F,
+    mut watch_stage: F,
 ) -> Applied
 where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: FnMut(usize, Duration) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
 {
     let mut out = Applied {
         steps: StepReport::planned(plan),
@@ -171,33 +173,41 @@ where
             .is_none_or(|next| next.stage != step.stage);
         if stage_complete {
             out.stages_done = step.stage + 1;
-            after_stage(step.stage).await;
-            let bake = plan
-                .stages
-                .get(step.stage)
-                .map(|s| s.bake)
-                .unwrap_or_default();
-            if i + 1 < total && !bake.is_zero() {
+            let stage = plan.stages.get(step.stage);
+            let bake = if i + 1 < total {
+                stage.map(|s| s.bake).unwrap_or_default()
+            } else {
+                Duration::ZERO
+            };
+            if !bake.is_zero() {
                 progress.event(ProgressEvent::Waiting {
                     what: format!(
                         "bake time after {}",
-                        plan.stages
-                            .get(step.stage)
-                            .map_or("the step", |s| s.label.as_str())
+                        stage.map_or("the step", |s| s.label.as_str())
                     ),
                     up_to: bake,
                 });
-                if !wait(bake, cancel).await {
-                    out.stopped = Some(Stopped {
-                        step: i + 1,
-                        cause: RollbackCause::Interrupted,
-                        reason: format!(
-                            "interrupted during the bake time after step {} of {total}",
-                            i + 1
-                        ),
-                    });
-                    return out;
-                }
+            }
+            let (failure, baked) =
+                futures::join!(watch_stage(step.stage, bake), wait(bake, cancel));
+            if let Some(reason) = failure {
+                out.stopped = Some(Stopped {
+                    step: i + 1,
+                    cause: RollbackCause::VerificationFailed,
+                    reason: format!("after step {} of {total}: {reason}", i + 1),
+                });
+                return out;
+            }
+            if !bake.is_zero() && !baked {
+                out.stopped = Some(Stopped {
+                    step: i + 1,
+                    cause: RollbackCause::Interrupted,
+                    reason: format!(
+                        "interrupted during the bake time after step {} of {total}",
+                        i + 1
+                    ),
+                });
+                return out;
             }
         }
     }

@@ -26,7 +26,7 @@ use super::report::{
     RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 use super::request::{
-    OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyConfig,
+    OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig,
 };
 use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
 use super::verify::{self, Converged, Poll, VerificationReport};
@@ -473,7 +473,7 @@ impl<L: StateLog> Engine<L> {
 
         // Apply.
         let apply_started = Instant::now();
-        let applied = self.apply_logged(plan, &base).await;
+        let applied = self.apply_logged(req, plan, &base).await;
         let written_at = Instant::now();
         report.durations.apply_ms = ms(apply_started.elapsed());
         report.writes = applied.writes.clone();
@@ -576,8 +576,11 @@ impl<L: StateLog> Engine<L> {
         Ok(())
     }
 
-    /// Applies the plan, logging a `step` event after each stage of a `weights` plan.
-    async fn apply_logged(&self, plan: &Plan, base: &Event) -> Applied {
+    /// Applies the plan, logging a `step` event after each stage of a `weights` plan and,
+    /// with `--verify`, watching the proxy during each bake: a stage whose traffic fails the
+    /// success ratio or latency bound stops the shift there (the share from the new side is
+    /// checked only at the end, since both sides answer mid-shift).
+    async fn apply_logged(&self, req: &SwitchRequest, plan: &Plan, base: &Event) -> Applied {
         let log = &self.log;
         let stages = plan.stages.len();
         let weights = plan.strategy == StrategyKind::Weights;
@@ -586,7 +589,7 @@ impl<L: StateLog> Engine<L> {
             plan,
             &self.cancel,
             self.progress.as_ref(),
-            |stage| {
+            |stage, bake| {
                 let event = weights.then(|| {
                     base.next(EventKind::Step).with_step(LogStep {
                         index: stage,
@@ -598,12 +601,32 @@ impl<L: StateLog> Engine<L> {
                             .unwrap_or_default(),
                     })
                 });
+                let watch = req
+                    .verify
+                    .as_ref()
+                    .filter(|_| weights && !bake.is_zero())
+                    .map(|v| VerifyConfig {
+                        amount: VerifyAmount::For(bake),
+                        expect_header: None,
+                        ..v.clone()
+                    });
+                let label = plan.stages.get(stage).map(|s| s.label.clone());
                 async move {
                     if let Some(event) = event
                         && let Err(e) = log.append(event).await
                     {
                         tracing::warn!(error = %e, stage, "could not log a weights step");
                     }
+                    let watch = watch?;
+                    let samples =
+                        verify::measure(&self.http, &watch, &self.cancel, self.progress.as_ref())
+                            .await?;
+                    verify::evaluate(&samples, &watch, None).failure.map(|f| {
+                        format!(
+                            "traffic during the bake of {} failed verification: {f}",
+                            label.as_deref().unwrap_or("the step")
+                        )
+                    })
                 }
             },
         )

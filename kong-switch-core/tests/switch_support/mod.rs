@@ -36,6 +36,8 @@ pub struct State {
     pub previous_host: Option<String>,
     /// Proxy answers 500 when set.
     pub proxy_broken: bool,
+    /// The proxy answers 500 while some target tagged green has at least this weight.
+    pub proxy_breaks_at_green_weight: Option<u64>,
     /// DB-less: the declarative config served by `GET /config`.
     pub config: Option<Value>,
 }
@@ -266,7 +268,22 @@ fn percent_decode(s: &str) -> String {
 impl Respond for Proxy {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let s = self.0.lock().expect("state");
-        if s.proxy_broken {
+        let green_weight = s
+            .targets
+            .values()
+            .flatten()
+            .filter(|t| {
+                t["tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.contains(&json!("kong-switch.color=green")))
+            })
+            .filter_map(|t| t["weight"].as_u64())
+            .max()
+            .unwrap_or(0);
+        if s.proxy_broken
+            || s.proxy_breaks_at_green_weight
+                .is_some_and(|w| green_weight >= w)
+        {
             return ResponseTemplate::new(500);
         }
         let service = req.url.path().trim_start_matches('/').to_owned();

@@ -308,7 +308,7 @@ impl<L: StateLog> Engine<L> {
                     plan,
                     &self.cancel,
                     self.progress.as_ref(),
-                    |_| async {},
+                    |_, _| async { None },
                 )
                 .await;
                 self.progress.event(ProgressEvent::Service {

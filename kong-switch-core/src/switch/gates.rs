@@ -55,18 +55,14 @@ pub fn refusal_reason(gates: &[GateOutcome]) -> String {
 
 /// `green_exists`: the destination entity was found.
 pub fn exists(kind: &str, name: Option<&str>, looked_for: &str) -> GateOutcome {
+    let required = format!("the {kind} to switch to exists");
     match name {
-        Some(name) => GateOutcome::new(
-            "green_exists",
-            true,
-            format!("{kind} {name} exists"),
-            format!("{kind} {looked_for} exists"),
-        ),
+        Some(name) => GateOutcome::new("green_exists", true, format!("{kind} {name}"), required),
         None => GateOutcome::new(
             "green_exists",
             false,
             format!("no {kind} {looked_for}"),
-            format!("{kind} {looked_for} exists"),
+            required,
         ),
     }
 }
@@ -343,6 +339,12 @@ mod tests {
         let g = exists("upstream", None, "orders-green");
         assert!(!g.passed);
         assert_eq!(g.observed, "no upstream orders-green");
+        let g = exists("upstream", Some("orders-green"), "orders-green");
+        assert!(g.passed);
+        assert_eq!(
+            (g.observed.as_str(), g.required.as_str()),
+            ("upstream orders-green", "the upstream to switch to exists")
+        );
     }
 
     #[test]

@@ -37,8 +37,9 @@ fn main() -> ExitCode {
     };
     init_tracing(&cli.global);
     let printer = Printer::new(cli.global.output, cli.global.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the work is waiting on Kong, and one thread keeps memory flat however many
+    // services a batch switches (each worker thread gets its own malloc arena).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -395,3 +395,58 @@ async fn batch_verification_failure_without_rollback_keeps_green_with_exit_7() {
     assert_eq!(kong.writes().await.len(), 2);
     assert!(hosts(&kong).iter().all(|h| h.ends_with("-green")));
 }
+
+#[tokio::test]
+async fn a_tag_no_service_carries_is_an_error_not_a_no_op() {
+    let kong = FakeKong::start("2.8.5", 0.0).await;
+    batch_topology(&kong, &["a"]);
+    let (_dir, log) = temp_log();
+    let req = SwitchRequest::new(SwitchTarget::parse("tag:team=shpo").expect("target"));
+
+    let err = kong
+        .engine(log)
+        .switch_batch(&req)
+        .await
+        .expect_err("no service carries the tag");
+
+    assert_eq!(err.exit_code(), 5);
+    assert!(err.to_string().contains("team=shpo"), "{err}");
+    assert!(kong.writes().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_probe_refuses_every_service_that_would_change() {
+    let kong = FakeKong::start("2.8.5", 0.0).await;
+    batch_topology(&kong, &["a", "b", "c"]);
+    kong.state().services[2]["host"] = json!("c-green"); // already switched: a no-op
+    kong.state().proxy_broken = true;
+    let (_dir, log) = temp_log();
+    let mut req = request();
+    req.gates
+        .probes
+        .push(kong_switch_core::switch::Probe::new(kong.proxy_url("a")));
+
+    let report = kong.engine(log).switch_batch(&req).await.expect("batch");
+
+    assert_eq!(report.outcome, Outcome::Refused, "{}", report.message);
+    let outcomes: Vec<(&str, Outcome)> = report
+        .services
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("a", Outcome::Refused),
+            ("b", Outcome::Refused),
+            ("c", Outcome::NoOp)
+        ]
+    );
+    let probe = report
+        .gates
+        .iter()
+        .find(|t| t.gate.name.starts_with("probe"))
+        .expect("probe tallied");
+    assert_eq!((probe.gate.passed, probe.services), (false, 2));
+    assert!(kong.writes().await.is_empty());
+}

@@ -57,14 +57,15 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, gate: &GateOutcome) {
+    /// Counts `gate` as observed for `services` more services.
+    fn add(&mut self, gate: &GateOutcome, services: usize) {
         match self.index.get(gate) {
-            Some(&i) => self.tallies[i].services += 1,
+            Some(&i) => self.tallies[i].services += services,
             None => {
                 self.index.insert(gate.clone(), self.tallies.len());
                 self.tallies.push(GateTally {
                     gate: gate.clone(),
-                    services: 1,
+                    services,
                 });
             }
         }
@@ -140,10 +141,23 @@ impl<L: StateLog> Engine<L> {
         report.reads.round(1);
         let params = ListParams::default().with_tags(TagFilter::All(tags.to_vec()));
         let listed = self.client.services().list_all(&params).await?;
+        if listed.is_empty() {
+            // Most likely a mistyped tag: say so rather than "nothing to do".
+            return Err(Error::NotFound {
+                kind: "service tagged",
+                name: tags.join(","),
+            });
+        }
         let mut reader = self.reader(req);
         reader.batch = true;
         let reader = &reader;
-        let prepared: Vec<Result<Prepared>> = futures::stream::iter(listed)
+
+        // Plan and gate each service as its reads come back. What is kept per service is its
+        // plan and its report line; gate outcomes are tallied, not kept.
+        let mut tally = Tally::default();
+        let mut ready: Vec<Prepared> = Vec::with_capacity(listed.len());
+        report.services.reserve_exact(listed.len());
+        let mut planning = futures::stream::iter(listed)
             .map(|service| async move {
                 let target = service.key().to_owned();
                 let prepared = reader.prepare_listed(service, &target).await;
@@ -153,34 +167,13 @@ impl<L: StateLog> Engine<L> {
                 });
                 prepared
             })
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-        let mut ready = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            let p = p?;
+            .buffer_unordered(parallelism);
+        while let Some(prepared) = planning.next().await {
+            let mut p = prepared?;
             report.reads.merge(p.reads);
-            ready.push(p);
-        }
-        ready.sort_by(|a, b| a.plan.target.cmp(&b.plan.target));
-        let any_change = ready.iter().any(|p| !p.plan.is_noop());
-        let probes = if any_change {
-            reader.probe_gates().await
-        } else {
-            Vec::new()
-        };
-        report.durations.read_ms = ms(started.elapsed());
-
-        // Gate: tally every outcome, keep the failed ones per service.
-        let mut tally = Tally::default();
-        report.services.reserve_exact(ready.len());
-        for p in &mut ready {
-            let mut gates = std::mem::take(&mut p.gates);
-            if !p.plan.is_noop() {
-                gates.extend(probes.iter().cloned());
-            }
-            gates.iter().for_each(|g| tally.add(g));
-            let failed: Vec<GateOutcome> = gates.into_iter().filter(|g| !g.passed).collect();
+            let gates = std::mem::take(&mut p.gates);
+            gates.iter().for_each(|g| tally.add(g, 1));
+            let failed: Vec<GateOutcome> = gates.iter().filter(|g| !g.passed).cloned().collect();
             report.services.push(BatchService {
                 target: p.plan.target.clone(),
                 from: p.plan.from.clone(),
@@ -192,7 +185,28 @@ impl<L: StateLog> Engine<L> {
                 },
                 failed_gates: failed,
             });
+            ready.push(p);
         }
+        drop(planning);
+        ready.sort_by(|a, b| a.plan.target.cmp(&b.plan.target));
+        report.services.sort_by(|a, b| a.target.cmp(&b.target));
+
+        // The probes are the batch's own gates: once, counted for every service that changes.
+        let changes = ready.iter().filter(|p| !p.plan.is_noop()).count();
+        if changes > 0 {
+            let probes = reader.probe_gates().await;
+            probes.iter().for_each(|g| tally.add(g, changes));
+            let failed: Vec<&GateOutcome> = probes.iter().filter(|g| !g.passed).collect();
+            if !failed.is_empty() {
+                for (s, p) in report.services.iter_mut().zip(&ready) {
+                    if !p.plan.is_noop() {
+                        s.failed_gates.extend(failed.iter().map(|g| (*g).clone()));
+                        s.outcome = Outcome::Refused;
+                    }
+                }
+            }
+        }
+        report.durations.read_ms = ms(started.elapsed());
         report.gates = tally.tallies;
         let refused = report
             .services
@@ -556,9 +570,9 @@ mod tests {
         let other = GateOutcome::new("min_targets", true, "1", ">= 1");
         let mut tally = Tally::default();
         for _ in 0..3 {
-            tally.add(&up);
-            tally.add(&other);
+            tally.add(&up, 1);
         }
+        tally.add(&other, 3);
         let counts: Vec<(&str, usize)> = tally
             .tallies
             .iter()

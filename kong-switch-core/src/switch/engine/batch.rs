@@ -284,6 +284,9 @@ impl<L: StateLog> Engine<L> {
             return Ok(report);
         }
 
+        // Hybrid mode: the data planes' state before anything is logged or written.
+        let watch = self.hybrid_watch(&node).await?;
+
         // Intend, in parts, all before the first write.
         let run_id = Uuid::new_v4();
         report.run_id = Some(run_id);
@@ -310,7 +313,6 @@ impl<L: StateLog> Engine<L> {
             };
             self.log.append(base.clone().with_intent(intent)).await?;
         }
-        let watch = self.hybrid_watch(&node).await?;
 
         // Apply.
         let apply_started = Instant::now();

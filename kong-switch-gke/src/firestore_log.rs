@@ -13,7 +13,7 @@ use firestore::gcloud_sdk::google_cloud_auth::credentials::{
 use firestore::gcloud_sdk::google_cloud_auth::errors::CredentialsError;
 use firestore::{
     FirestoreDb, FirestoreDbOptions, FirestoreTimestamp, FirestoreTransactionOptions,
-    FirestoreWritePrecondition,
+    FirestoreWritePrecondition, ParentPathBuilder,
 };
 use futures::FutureExt;
 use kong_switch_core::state::{
@@ -390,6 +390,14 @@ impl FirestoreLog {
         Ok(doc.map(TargetDoc::into_state))
     }
 
+    /// The path of `target`'s document, the parent of its `events` (`op` names the caller's
+    /// operation in an error).
+    fn target_path(&self, op: &str, target: &str) -> StateResult<ParentPathBuilder> {
+        self.db
+            .parent_path(&self.url.collection, doc_id(target)?)
+            .map_err(|e| self.fail(op, target, e))
+    }
+
     fn fail(&self, op: &str, target: &str, err: FirestoreError) -> StateError {
         backend(
             &format!("{op} {target:?} in"),
@@ -408,11 +416,7 @@ impl FirestoreLog {
     async fn append_event(&self, mut event: Event) -> StateResult<Event> {
         let id = doc_id(&event.target)?;
         let collection = self.url.collection.clone();
-        let parent = self
-            .db
-            .parent_path(&collection, &id)
-            .map_err(|e| self.fail("append to", &event.target, e))?
-            .to_string();
+        let parent = self.target_path("append to", &event.target)?.to_string();
         let target = event.target.clone();
         let stored = self
             .db
@@ -467,11 +471,7 @@ impl FirestoreLog {
     }
 
     async fn read_history(&self, target: &str) -> StateResult<History> {
-        let id = doc_id(target)?;
-        let parent = self
-            .db
-            .parent_path(&self.url.collection, &id)
-            .map_err(|e| self.fail("read the history of", target, e))?;
+        let parent = self.target_path("read the history of", target)?;
         let docs = self
             .db
             .fluent()
@@ -509,11 +509,7 @@ impl FirestoreLog {
         target: &str,
         wanted: impl Fn(&str) -> bool,
     ) -> StateResult<Option<Event>> {
-        let id = doc_id(target)?;
-        let parent = self
-            .db
-            .parent_path(&self.url.collection, &id)
-            .map_err(|e| self.fail("read the history of", target, e))?;
+        let parent = self.target_path("read the history of", target)?;
         let mut page: u32 = 16;
         loop {
             let docs = self

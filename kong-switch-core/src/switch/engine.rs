@@ -31,7 +31,6 @@ use super::request::{
 use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
 use super::verify::{self, Converged, Poll, VerificationReport};
 
-/// Margin added to the computed convergence timeout.
 mod batch;
 
 /// The events that open and close a run: the newest of them says whether an intent dangles.
@@ -41,6 +40,7 @@ const RUN_KINDS: [EventKind; 3] = [
     EventKind::RolledBack,
 ];
 
+/// Margin added to the computed convergence timeout.
 const CONVERGENCE_MARGIN: Duration = Duration::from_secs(3);
 
 fn ms(d: Duration) -> u64 {
@@ -98,6 +98,40 @@ struct Verified {
     verification: Option<VerificationReport>,
     cancelled: bool,
     failure: Option<String>,
+}
+
+impl Verified {
+    /// Why the run must stop after verification (the rollback path), if it must.
+    fn stop(&self, step: usize) -> Option<Stopped> {
+        if self.cancelled {
+            return Some(Stopped {
+                step,
+                cause: RollbackCause::Interrupted,
+                reason: "interrupted while waiting for the new side / verifying".into(),
+            });
+        }
+        self.failure.clone().map(|reason| Stopped {
+            step,
+            cause: RollbackCause::VerificationFailed,
+            reason,
+        })
+    }
+}
+
+/// The steps of `plan` a rollback must undo: those applied, plus a write that failed or read
+/// back wrong, since it may have taken effect (the restore compares with Kong first).
+fn steps_to_undo(plan: &Plan, applied: usize, stopped: Option<&Stopped>) -> usize {
+    match stopped {
+        Some(s)
+            if matches!(
+                s.cause,
+                RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch
+            ) =>
+        {
+            (s.step + 1).min(plan.steps.len())
+        }
+        _ => applied,
+    }
 }
 
 /// What `drift` found, comparing the log's last word with Kong.
@@ -496,36 +530,15 @@ impl<L: StateLog> Engine<L> {
             )
             .await;
         report.durations.verify_ms = ms(verify_started.elapsed());
+        let stop = verified.stop(plan.steps.len());
         report.nodes = verified.nodes;
         report.hybrid = verified.hybrid;
         report.verification = verified.verification;
-        let failure = if verified.cancelled {
-            Some(Stopped {
-                step: plan.steps.len(),
-                cause: RollbackCause::Interrupted,
-                reason: "interrupted while waiting for the new side / verifying".into(),
-            })
-        } else {
-            verified.failure.map(|reason| Stopped {
-                step: plan.steps.len(),
-                cause: RollbackCause::VerificationFailed,
-                reason,
-            })
-        };
-        match failure {
+        match stop {
             Some(stopped)
                 if stopped.cause == RollbackCause::VerificationFailed && req.no_rollback =>
             {
-                self.log
-                    .append(
-                        base.next(EventKind::Completed)
-                            .with_color(plan.to.color.clone())
-                            .with_status(DeploymentStatus::Active)
-                            .with_reason(format!(
-                                "verification failed, rollback disabled: {}",
-                                stopped.reason
-                            )),
-                    )
+                self.record_unverified(&base, &plan.to.color, &stopped.reason)
                     .await?;
                 report.outcome = Outcome::VerificationFailed;
                 report.message = format!(
@@ -571,6 +584,20 @@ impl<L: StateLog> Engine<L> {
                 base.next(EventKind::Status)
                     .with_color(plan.from.color.clone())
                     .with_status(DeploymentStatus::Idle),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a switch kept on the new side although its verification failed
+    /// (`--no-rollback`).
+    async fn record_unverified(&self, base: &Event, color: &str, failure: &str) -> Result<()> {
+        self.log
+            .append(
+                base.next(EventKind::Completed)
+                    .with_color(color)
+                    .with_status(DeploymentStatus::Active)
+                    .with_reason(format!("verification failed, rollback disabled: {failure}")),
             )
             .await?;
         Ok(())
@@ -643,13 +670,7 @@ impl<L: StateLog> Engine<L> {
         stopped: Stopped,
         report: &mut SwitchReport,
     ) -> Result<()> {
-        // A failed write may have taken effect: include it (restore compares first).
-        let upto = match stopped.cause {
-            RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch => {
-                (stopped.step + 1).min(plan.steps.len())
-            }
-            _ => applied.applied,
-        };
+        let upto = steps_to_undo(plan, applied.applied, Some(&stopped));
         let keep_last_good = matches!(&req.strategy, Strategy::Weights(o) if o.on_failure == OnFailure::KeepLastGood);
         let good_stages = if stopped.cause == RollbackCause::VerificationFailed {
             applied.stages_done.saturating_sub(1)
@@ -896,13 +917,26 @@ impl<L: StateLog> Engine<L> {
             .as_ref()
             .and_then(|v| v.convergence_timeout)
             .unwrap_or_else(|| hybrid::default_timeout(node, self.disconnected_after));
+        self.settle_watch(node, watch, written_at, timeout, &req.gates.data_planes)
+            .await
+    }
+
+    /// Waits until the data planes `watch` saw report what was written at `written_at`.
+    async fn settle_watch(
+        &self,
+        node: &Node,
+        watch: Watch,
+        written_at: Instant,
+        timeout: Duration,
+        status_urls: &[url::Url],
+    ) -> hybrid::Settled {
         watch
             .settle(Settle {
                 node,
                 written_at,
                 disconnected_after: self.disconnected_after,
                 timeout,
-                status_urls: &req.gates.data_planes,
+                status_urls,
                 http: &self.http,
                 cancel: &self.cancel,
                 progress: self.progress.as_ref(),
@@ -1241,8 +1275,6 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
-    /// Waits until the written node serves what was just written: its router rebuild delay
-    /// for service and route changes (none for target weights), as `GET /` reports it.
     /// The plans of the run whose intent is `intent_event`. Only a batch's intent, written
     /// in parts, needs the history read to gather them.
     async fn plans_of_run(&self, target: &str, intent_event: &Event) -> Result<Vec<Plan>> {
@@ -1267,17 +1299,9 @@ impl<L: StateLog> Engine<L> {
     ) -> (Vec<NodeConvergence>, Option<HybridReport>) {
         match watch {
             Some(watch) => {
-                let settled = watch
-                    .settle(Settle {
-                        node,
-                        written_at,
-                        disconnected_after: self.disconnected_after,
-                        timeout: hybrid::default_timeout(node, self.disconnected_after),
-                        status_urls: &[],
-                        http: &self.http,
-                        cancel: &self.cancel,
-                        progress: self.progress.as_ref(),
-                    })
+                let timeout = hybrid::default_timeout(node, self.disconnected_after);
+                let settled = self
+                    .settle_watch(node, watch, written_at, timeout, &[])
                     .await;
                 (settled.nodes, Some(settled.report))
             }
@@ -1325,6 +1349,9 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
+    /// Waits until the written node serves what was just written: its router rebuild delay
+    /// when `router` (service and route changes; none for target weights or `POST /config`),
+    /// as `GET /` reports it.
     async fn await_primary(&self, node: &Node, router: bool) -> NodeConvergence {
         let delay = primary_delay(node, router);
         if !delay.is_zero() {

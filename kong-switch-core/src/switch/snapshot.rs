@@ -78,6 +78,15 @@ impl Sides {
         color_of(name, tags, self)
     }
 
+    /// The name suffix of `color`'s side: the blue suffix for `blue`, else the green one.
+    pub(crate) fn suffix(&self, color: &str) -> &str {
+        if color == "blue" {
+            &self.blue_suffix
+        } else {
+            &self.green_suffix
+        }
+    }
+
     /// A target's color: its color tag, else the first DNS label of its host by suffix.
     pub fn target_color(&self, target: &Target) -> Option<String> {
         target_color(target, self)
@@ -654,11 +663,7 @@ impl Reader<'_> {
                 ),
                 format!(
                     "targets named *{} or tagged {}={to_color}",
-                    if to_color == "blue" {
-                        &sides.blue_suffix
-                    } else {
-                        &sides.green_suffix
-                    },
+                    sides.suffix(&to_color),
                     sides.color_tag
                 ),
             )
@@ -842,14 +847,7 @@ impl Reader<'_> {
                                 &shared_tags(active.tags.as_deref(), sides),
                             )?
                         }
-                        None => Some(format!(
-                            "{base}{}",
-                            if want == GREEN {
-                                &sides.green_suffix
-                            } else {
-                                &sides.blue_suffix
-                            }
-                        )),
+                        None => Some(format!("{base}{}", sides.suffix(want))),
                     }
                 }
             },

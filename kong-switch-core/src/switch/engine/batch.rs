@@ -31,7 +31,7 @@ use super::super::report::{
 };
 use super::super::request::{SwitchRequest, SwitchTarget};
 use super::super::snapshot::{Prepared, parse_declarative};
-use super::{Engine, live_message, moves_routes, ms};
+use super::{Engine, live_message, moves_routes, ms, steps_to_undo};
 
 /// Services per intent event. A Firestore document holds at most 1 MiB, and an event that
 /// grew with the batch would make every append and recovery read grow with it too.
@@ -364,23 +364,11 @@ impl<L: StateLog> Engine<L> {
                     .converge_and_verify(req, &node, router, watch.map(|w| (w, written_at)))
                     .await;
                 report.durations.verify_ms = ms(verify_started.elapsed());
+                let stop = v.stop(0);
                 report.nodes = v.nodes;
                 report.hybrid = v.hybrid;
                 report.verification = v.verification;
-                if v.cancelled {
-                    Some(Stopped {
-                        step: 0,
-                        cause: RollbackCause::Interrupted,
-                        reason: "interrupted while waiting for the new side / verifying".into(),
-                    })
-                } else {
-                    v.failure.map(|reason| Stopped {
-                        step: 0,
-                        cause: RollbackCause::VerificationFailed,
-                        reason,
-                    })
-                }
-                .map(|s| (None, s))
+                stop.map(|s| (None, s))
             }
         };
 
@@ -411,16 +399,7 @@ impl<L: StateLog> Engine<L> {
             Some((_, stopped))
                 if stopped.cause == RollbackCause::VerificationFailed && req.no_rollback =>
             {
-                self.log
-                    .append(
-                        base.next(EventKind::Completed)
-                            .with_color(to.color.clone())
-                            .with_status(DeploymentStatus::Active)
-                            .with_reason(format!(
-                                "verification failed, rollback disabled: {}",
-                                stopped.reason
-                            )),
-                    )
+                self.record_unverified(&base, &to.color, &stopped.reason)
                     .await?;
                 switched(&mut report.services, Outcome::Completed);
                 report.outcome = Outcome::VerificationFailed;
@@ -434,19 +413,7 @@ impl<L: StateLog> Engine<L> {
                     .iter()
                     .flat_map(|d| {
                         let plan = &plans[d.index];
-                        // A failed write may have taken effect: include it (restore
-                        // compares first).
-                        let upto = match &d.stopped {
-                            Some(s)
-                                if matches!(
-                                    s.cause,
-                                    RollbackCause::WriteFailed | RollbackCause::ReadbackMismatch
-                                ) =>
-                            {
-                                (s.step + 1).min(plan.steps.len())
-                            }
-                            _ => d.applied,
-                        };
+                        let upto = steps_to_undo(plan, d.applied, d.stopped.as_ref());
                         restore_items(&plan.steps[..upto])
                     })
                     .collect();

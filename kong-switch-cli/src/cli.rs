@@ -210,8 +210,8 @@ pub struct RunArgs {
     /// Keep the new side even if verification fails (exit 7 instead of rolling back).
     #[arg(long)]
     pub no_rollback: bool,
-    /// Services switched at once with --tag.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    /// Services switched at once with --tag (and restored at once if the batch rolls back).
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_parallelism)]
     pub parallelism: usize,
 }
 
@@ -342,6 +342,9 @@ pub struct RollbackArgs {
     /// disconnected: named in the report, not waited for.
     #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_duration)]
     pub dp_timeout: Duration,
+    /// Services restored at once when rolling back a batch (`tag:K=V`).
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_parallelism)]
+    pub parallelism: usize,
 }
 
 /// `history` arguments.
@@ -381,6 +384,15 @@ pub struct StatusArgs {
     pub service: String,
     #[command(flatten)]
     pub naming: NamingArgs,
+}
+
+/// Parses a count of services handled at once: at least 1.
+pub fn parse_parallelism(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{value}` is not a whole number; give e.g. 10")),
+    }
 }
 
 /// Parses `30s`, `1m30s`, `500ms`, or a bare number of seconds.

@@ -287,3 +287,20 @@ fn an_unknown_flag_exits_2() {
     let out = kong_switch(&["--frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_parallelism_of_zero_is_a_usage_error_naming_the_flag() {
+    let cases: [&[&str]; 2] = [
+        &["rollback", "tag:team=shop", "--parallelism", "0"],
+        &["switch", "--tag", "team=shop", "--parallelism", "0"],
+    ];
+    for args in cases {
+        let out = kong_switch(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("--parallelism") && err.contains("at least 1"),
+            "{args:?}: {err}"
+        );
+    }
+}

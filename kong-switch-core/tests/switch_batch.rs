@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kong_switch_core::state::{EventKind, StateLog};
 use kong_switch_core::switch::{
-    DriftState, Outcome, RollbackCause, SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig,
+    DriftState, Error, Outcome, RollbackCause, SwitchRequest, SwitchTarget, VerifyAmount,
+    VerifyConfig,
 };
 use serde_json::{Value, json};
 use switch_support::{FakeKong, reopen, temp_log};
@@ -286,6 +287,49 @@ async fn a_large_batch_writes_its_intent_in_parts_and_rollback_restores_every_pa
         hosts(&kong).iter().all(|h| h.ends_with("-blue")),
         "{:?}",
         hosts(&kong)
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_that_cannot_restore_one_service_still_restores_the_others() {
+    let kong = FakeKong::start("2.8.5", 0.0).await;
+    let apps = names(6);
+    batch_topology(&kong, &apps.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_dir, log) = temp_log();
+    let engine = kong.engine(log).with_parallelism(1);
+    let report = engine.switch_batch(&request()).await.expect("batch");
+    assert_eq!(report.outcome, Outcome::Completed, "{}", report.message);
+    kong.state()
+        .fail
+        .push(("PATCH".into(), "/services/s001".into(), 500));
+
+    let err = engine
+        .rollback("tag:team=shop", "bob", Duration::from_secs(60))
+        .await
+        .expect_err("one service cannot be restored");
+
+    let Error::Inconsistent {
+        message, remaining, ..
+    } = &err
+    else {
+        panic!("expected Inconsistent, got {err:?}");
+    };
+    assert!(message.contains("/services/s001"), "{message}");
+    let remaining: Vec<String> = remaining.iter().map(ToString::to_string).collect();
+    assert_eq!(remaining.len(), 1, "{remaining:?}");
+    assert!(remaining[0].contains("/services/s001"), "{remaining:?}");
+    let hosts = hosts(&kong);
+    assert_eq!(
+        hosts,
+        [
+            "s000-blue",
+            "s001-green",
+            "s002-blue",
+            "s003-blue",
+            "s004-blue",
+            "s005-blue"
+        ],
+        "every service but the failing one is back on blue"
     );
 }
 

@@ -27,7 +27,8 @@ pub async fn run(
     ));
     let engine = Engine::new(client, log)
         .with_progress(SharedProgress(Arc::clone(&progress)))
-        .with_data_plane_timeout(args.dp_timeout);
+        .with_data_plane_timeout(args.dp_timeout)
+        .with_parallelism(args.parallelism);
     let actor = state::actor(args.actor.as_deref());
     let report = engine.rollback(&args.target, &actor, args.lease_ttl).await;
     progress.finish();

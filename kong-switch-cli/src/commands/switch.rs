@@ -74,7 +74,8 @@ async fn run(
     let engine = Engine::new(client, log)
         .with_progress(SharedProgress(Arc::clone(&progress)))
         .with_cancellation(cancel)
-        .with_data_plane_timeout(dp_timeout);
+        .with_data_plane_timeout(dp_timeout)
+        .with_parallelism(req.parallelism);
     let outcome = match &req.target {
         SwitchTarget::Tagged(_) => {
             let report = engine.switch_batch(&req).await;

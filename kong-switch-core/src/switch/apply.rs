@@ -1,6 +1,9 @@
 //! Executing a plan: writes with read-back, bake times, and restores.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use futures::{StreamExt, stream};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -225,15 +228,63 @@ pub(crate) struct RestoreFailed {
     pub remaining: Vec<AdminRequest>,
 }
 
-/// Restores saved values: for each item, reads Kong first and writes only where it differs
-/// (Kong is the source of truth), then reads back. Returns the writes sent.
+/// Restores saved values. `groups` holds one list per service, restored in its order; up to
+/// `parallelism` services are restored at once. For each item, reads Kong first and writes only
+/// where it differs (Kong is the source of truth), then reads back. A failure stops its own
+/// service only: the others are still restored, so as much as possible is back on the old side.
+/// Returns the writes sent.
 pub(crate) async fn restore(
     client: &KongClient,
+    groups: &[Vec<RestoreItem>],
+    parallelism: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<AdminRequest>, RestoreFailed> {
+    let total = groups.iter().map(Vec::len).sum();
+    let started = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<AdminRequest>, RestoreFailed>> = stream::iter(groups)
+        .map(|items| restore_group(client, items, total, &started, progress))
+        .buffered(parallelism.max(1))
+        .collect()
+        .await;
+    let mut writes = Vec::new();
+    let mut failures = Vec::new();
+    let mut remaining = Vec::new();
+    for result in results {
+        match result {
+            Ok(sent) => writes.extend(sent),
+            Err(failed) => {
+                writes.extend(failed.writes);
+                remaining.extend(failed.remaining);
+                failures.push(failed.message);
+            }
+        }
+    }
+    match failures.as_slice() {
+        [] => Ok(writes),
+        [first, rest @ ..] => Err(RestoreFailed {
+            message: if rest.is_empty() {
+                first.clone()
+            } else {
+                format!(
+                    "{first} (and {} more service(s) could not be restored)",
+                    rest.len()
+                )
+            },
+            writes,
+            remaining,
+        }),
+    }
+}
+
+/// Restores one service's items in order, stopping at the first failure.
+async fn restore_group(
+    client: &KongClient,
     items: &[RestoreItem],
+    total: usize,
+    started: &AtomicUsize,
     progress: &dyn Progress,
 ) -> Result<Vec<AdminRequest>, RestoreFailed> {
     let mut writes = Vec::new();
-    let total = items.len();
     for (i, item) in items.iter().enumerate() {
         let mut differs = false;
         for check in &item.checks {
@@ -256,7 +307,7 @@ pub(crate) async fn restore(
             continue;
         }
         progress.event(ProgressEvent::RollingBack {
-            index: i + 1,
+            index: started.fetch_add(1, Ordering::Relaxed) + 1,
             of: total,
             description: item.request.to_string(),
         });

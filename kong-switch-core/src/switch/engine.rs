@@ -26,7 +26,8 @@ use super::report::{
     RestoredTo, RollbackCause, RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 use super::request::{
-    OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig,
+    DEFAULT_PARALLELISM, OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
+    VerifyAmount, VerifyConfig,
 };
 use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
 use super::verify::{self, Converged, Poll, VerificationReport};
@@ -81,6 +82,7 @@ pub struct Engine<L> {
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
     disconnected_after: Duration,
+    parallelism: usize,
 }
 
 impl<L> std::fmt::Debug for Engine<L> {
@@ -266,6 +268,7 @@ impl<L: StateLog> Engine<L> {
             progress: Arc::new(NoProgress),
             cancel: CancellationToken::new(),
             disconnected_after: hybrid::DEFAULT_DISCONNECTED_AFTER,
+            parallelism: DEFAULT_PARALLELISM,
         }
     }
 
@@ -274,6 +277,14 @@ impl<L: StateLog> Engine<L> {
     #[must_use]
     pub fn with_data_plane_timeout(mut self, timeout: Duration) -> Self {
         self.disconnected_after = timeout;
+        self
+    }
+
+    /// How many services a `rollback` or the recovery of an interrupted batch restores at
+    /// once (default 10). A batch's own automatic rollback uses its request's `parallelism`.
+    #[must_use]
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism.max(1);
         self
     }
 
@@ -689,11 +700,11 @@ impl<L: StateLog> Engine<L> {
         } else {
             (0, RestoredTo::Start)
         };
-        let items = restore_items(&plan.steps[from.min(upto)..upto]);
+        let items = [restore_items(&plan.steps[from.min(upto)..upto])];
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
         let watch = self.rollback_watch().await;
         let restored_writes = self
-            .undo_or_inconsistent(&plan.target, &stopped.reason, &items, &mut report.writes)
+            .undo_or_inconsistent(&plan.target, &stopped.reason, &items, 1, &mut report.writes)
             .await?;
         let (nodes, hybrid) = self
             .settle_rollback(
@@ -1053,27 +1064,27 @@ impl<L: StateLog> Engine<L> {
                 ),
             ),
             KongState::Partial => {
-                let mut writes = Vec::new();
-                for plan in &plans {
-                    match apply::restore(
-                        &self.client,
-                        &restore_items(&plan.steps),
-                        self.progress.as_ref(),
-                    )
-                    .await
-                    {
-                        Ok(w) => writes.extend(w),
-                        Err(RestoreFailed {
-                            message, remaining, ..
-                        }) => {
-                            return Err(Error::Inconsistent {
-                                target: key.to_owned(),
-                                message: format!("recovering a dangling intent: {message}"),
-                                remaining,
-                            });
-                        }
+                let groups: Vec<Vec<RestoreItem>> =
+                    plans.iter().map(|p| restore_items(&p.steps)).collect();
+                let writes = match apply::restore(
+                    &self.client,
+                    &groups,
+                    self.parallelism,
+                    self.progress.as_ref(),
+                )
+                .await
+                {
+                    Ok(w) => w,
+                    Err(RestoreFailed {
+                        message, remaining, ..
+                    }) => {
+                        return Err(Error::Inconsistent {
+                            target: key.to_owned(),
+                            message: format!("recovering a dangling intent: {message}"),
+                            remaining,
+                        });
                     }
-                }
+                };
                 (
                     "restored the start",
                     writes,
@@ -1248,17 +1259,19 @@ impl<L: StateLog> Engine<L> {
         result
     }
 
-    /// Runs the undo of a failed run. When the undo itself fails, Kong may be between the
-    /// sides: the undo writes that went out are added to `writes`, and the error names what
-    /// stopped the run, what stopped the undo, and what remains to undo.
+    /// Runs the undo of a failed run: `groups` holds one service's restore each, up to
+    /// `parallelism` at once. When the undo itself fails, Kong may be between the sides: the
+    /// undo writes that went out are added to `writes`, and the error names what stopped the
+    /// run, what stopped the undo, and what remains to undo.
     async fn undo_or_inconsistent(
         &self,
         target: &str,
         reason: &str,
-        items: &[RestoreItem],
+        groups: &[Vec<RestoreItem>],
+        parallelism: usize,
         writes: &mut Vec<AdminRequest>,
     ) -> Result<Vec<AdminRequest>> {
-        match apply::restore(&self.client, items, self.progress.as_ref()).await {
+        match apply::restore(&self.client, groups, parallelism, self.progress.as_ref()).await {
             Ok(done) => Ok(done),
             Err(RestoreFailed {
                 message,
@@ -1398,10 +1411,17 @@ impl<L: StateLog> Engine<L> {
                 "the last intent of {target} carries no plan"
             )));
         };
-        let items: Vec<RestoreItem> = plans.iter().flat_map(|p| restore_items(&p.steps)).collect();
+        let groups: Vec<Vec<RestoreItem>> = plans.iter().map(|p| restore_items(&p.steps)).collect();
         let node = self.client.node().await?;
         let watch = self.hybrid_watch(&node).await?;
-        let writes = match apply::restore(&self.client, &items, self.progress.as_ref()).await {
+        let writes = match apply::restore(
+            &self.client,
+            &groups,
+            self.parallelism,
+            self.progress.as_ref(),
+        )
+        .await
+        {
             Ok(w) => w,
             Err(RestoreFailed {
                 message, remaining, ..

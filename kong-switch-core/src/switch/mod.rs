@@ -43,8 +43,8 @@ pub use report::{
     RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 pub use request::{
-    DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound, OnFailure, Probe,
-    Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget, VerifyAmount,
-    VerifyConfig, WeightsOptions, parse_duration,
+    DEFAULT_PARALLELISM, DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound,
+    OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
+    VerifyAmount, VerifyConfig, WeightsOptions, parse_duration,
 };
 pub use verify::VerificationReport;

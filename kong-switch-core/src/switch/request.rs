@@ -588,6 +588,9 @@ pub struct SwitchRequest {
     pub parallelism: usize,
 }
 
+/// Services a batch switch, or a restore of several services, writes at once by default.
+pub const DEFAULT_PARALLELISM: usize = 10;
+
 impl SwitchRequest {
     /// A request with defaults: `upstream` strategy, gates `min_targets = 1`,
     /// `min_healthy = 1.0`, no verification, rollback on failure.
@@ -605,7 +608,7 @@ impl SwitchRequest {
             actor: "kong-switch".into(),
             attributes: DeploymentAttributes::default(),
             lease_ttl: Duration::from_secs(15 * 60),
-            parallelism: 10,
+            parallelism: DEFAULT_PARALLELISM,
         }
     }
 

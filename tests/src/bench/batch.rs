@@ -172,6 +172,51 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         "flat in N (≤ 1.25×)",
         Verdict::at_most(growth, 1.25),
     ));
+    // Rolling the big batch back: each service is read, written where it differs, and read
+    // back, `--parallelism` services at once. Sequential (1) is how it ran before.
+    // Each rep switches blue → green, then rolls back: start on blue.
+    let rollback_key = format!("tag:{tag}");
+    timed(cli.command(&["--quiet", "switch", "--tag", &tag, "--to", &ub]))
+        .await?
+        .check("kong-switch switch --tag to blue")?;
+    for parallelism in [1usize, 10] {
+        let p = parallelism.to_string();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for rep in 0..ctx.cfg.batch_reps {
+            timed(cli.command(&["--quiet", "switch", "--tag", &tag, "--to", &ug]))
+                .await?
+                .check("kong-switch switch --tag before the rollback")?;
+            a.push(
+                timed(cli.command(&["--quiet", "rollback", &rollback_key, "--parallelism", &p]))
+                    .await?
+                    .check("kong-switch rollback tag:…")?
+                    .wall,
+            );
+            b.push(
+                timed(procs::raw_command(files[rep % 2].path(), parallelism))
+                    .await?
+                    .check("raw PATCHes")?
+                    .wall,
+            );
+        }
+        let r = ratio(median_secs(&a), median_secs(&b));
+        ctx.detail(format!(
+            "batch rollback p={parallelism}: rollback median {:.0} ms, raw median {:.0} ms",
+            median_secs(&a).unwrap_or(0.0) * 1e3,
+            median_secs(&b).unwrap_or(0.0) * 1e3
+        ));
+        rows.push(Row::new(
+            "2",
+            format!(
+                "batch: `rollback` of {n} services, --parallelism {parallelism} (read, write, read back each) / {n} raw PATCHes at {parallelism} in flight (median of {})",
+                ctx.cfg.batch_reps
+            ),
+            fmt_ratio(r),
+            "info",
+            Verdict::Info,
+        ));
+    }
+
     if !env.is_standin() {
         admin.cleanup(&names, &[ub, ug]).await;
     }

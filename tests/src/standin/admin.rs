@@ -750,8 +750,12 @@ impl AdminRequest<'_> {
                             }
                         }
                         Kind::Upstream => {
-                            db.targets
-                                .retain(|_, t| t["upstream"]["id"].as_str() != Some(id.as_str()));
+                            db.targets = db
+                                .targets
+                                .iter()
+                                .filter(|(_, t)| t["upstream"]["id"].as_str() != Some(id.as_str()))
+                                .map(|(k, t)| (k.clone(), t.clone()))
+                                .collect();
                         }
                         Kind::Route => {}
                     }

@@ -2,14 +2,14 @@
 //! directly; each node's proxy and balancers see it through [`Store::visible`], which models the
 //! propagation delay to other nodes (`db_update_frequency`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// One entity table, ordered by primary key (Kong's PostgreSQL paging order).
-pub(crate) type Table = BTreeMap<String, Value>;
+pub(crate) type Table = imbl::OrdMap<String, Value>;
 
 /// A complete configuration: the four entity tables the stand-in models.
 #[derive(Debug, Clone, Default)]

@@ -409,9 +409,9 @@ impl<L: StateLog> Engine<L> {
                 );
             }
             Some((failed_index, stopped)) => {
-                let items: Vec<RestoreItem> = done
+                let groups: Vec<Vec<RestoreItem>> = done
                     .iter()
-                    .flat_map(|d| {
+                    .map(|d| {
                         let plan = &plans[d.index];
                         let upto = steps_to_undo(plan, d.applied, d.stopped.as_ref());
                         restore_items(&plan.steps[..upto])
@@ -424,7 +424,7 @@ impl<L: StateLog> Engine<L> {
                 };
                 let watch = self.rollback_watch().await;
                 let restored = self
-                    .undo_or_inconsistent(key, &reason, &items, &mut report.writes)
+                    .undo_or_inconsistent(key, &reason, &groups, parallelism, &mut report.writes)
                     .await?;
                 let (nodes, hybrid) = self
                     .settle_rollback(

@@ -325,6 +325,33 @@ async fn rollback_in_hybrid_mode_returns_every_data_plane_to_blue() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_no_data_plane_takes_exits_9_not_0() {
+    let profile = Profile::V28;
+    let h = Hybrid::start(profile, 2, WINDOW, short_knobs(profile)).await;
+    h.upstream_pair().await;
+    let state = tempfile::tempdir().expect("state dir");
+    let run = switch_to_green(&h, &state, &["--dp-timeout", "3s"]).await;
+    assert_eq!(run.code, Some(0), "{:#}", run.report);
+    h.kong.stop_data_plane(0);
+    h.kong.stop_data_plane(1);
+
+    let back = kong_switch(&h, &state, &["rollback", "bg", "--dp-timeout", "2s"]).await;
+
+    assert_eq!(back.code, Some(9), "{:#}", back.report);
+    assert_eq!(back.report["hybrid"]["live"], false, "{:#}", back.report);
+    let message = back.report["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not live"), "{message}");
+    assert!(
+        h.kong
+            .log()
+            .writes()
+            .iter()
+            .any(|w| w.method == "PATCH" && w.path == "/services/bg"),
+        "the control plane was restored"
+    );
+}
+
 async fn switch_with_kong_defaults(profile: Profile) {
     let h = Hybrid::start_default(profile, 2).await;
     h.upstream_pair().await;

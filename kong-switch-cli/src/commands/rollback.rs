@@ -14,6 +14,7 @@ use crate::progress::{CliProgress, SharedProgress};
 use crate::state;
 
 /// Runs `rollback`: restores what the last intent saved, writing only what differs in Kong.
+/// Exit 9 when, in hybrid mode, the data planes did not all take the restore in time.
 pub async fn run(
     global: &GlobalArgs,
     client: KongClient,
@@ -32,6 +33,12 @@ pub async fn run(
     let actor = state::actor(args.actor.as_deref());
     let report = engine.rollback(&args.target, &actor, args.lease_ttl).await;
     progress.finish();
-    printer.print(&report?)?;
+    let report = report?;
+    printer.print(&report)?;
+    // Hybrid mode: the control plane holds the old side, but a data plane that never took it
+    // may still serve the new one.
+    if report.hybrid.as_ref().is_some_and(|h| !h.live) {
+        return Ok(Exit::Drift);
+    }
     Ok(Exit::Ok)
 }

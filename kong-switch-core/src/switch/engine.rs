@@ -1064,27 +1064,9 @@ impl<L: StateLog> Engine<L> {
                 ),
             ),
             KongState::Partial => {
-                let groups: Vec<Vec<RestoreItem>> =
-                    plans.iter().map(|p| restore_items(&p.steps)).collect();
-                let writes = match apply::restore(
-                    &self.client,
-                    &groups,
-                    self.parallelism,
-                    self.progress.as_ref(),
-                )
-                .await
-                {
-                    Ok(w) => w,
-                    Err(RestoreFailed {
-                        message, remaining, ..
-                    }) => {
-                        return Err(Error::Inconsistent {
-                            target: key.to_owned(),
-                            message: format!("recovering a dangling intent: {message}"),
-                            remaining,
-                        });
-                    }
-                };
+                let writes = self
+                    .restore_plans(key, &plans, "recovering a dangling intent: ")
+                    .await?;
                 (
                     "restored the start",
                     writes,
@@ -1288,6 +1270,29 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
+    /// Restores the start of every plan, `self.parallelism` services at once. A failure is
+    /// [`Error::Inconsistent`], its message prefixed with `context`.
+    async fn restore_plans(
+        &self,
+        target: &str,
+        plans: &[Plan],
+        context: &str,
+    ) -> Result<Vec<AdminRequest>> {
+        let groups: Vec<Vec<RestoreItem>> = plans.iter().map(|p| restore_items(&p.steps)).collect();
+        apply::restore(
+            &self.client,
+            &groups,
+            self.parallelism,
+            self.progress.as_ref(),
+        )
+        .await
+        .map_err(|failed| Error::Inconsistent {
+            target: target.to_owned(),
+            message: format!("{context}{}", failed.message),
+            remaining: failed.remaining,
+        })
+    }
+
     /// The plans of the run whose intent is `intent_event`. Only a batch's intent, written
     /// in parts, needs the history read to gather them.
     async fn plans_of_run(&self, target: &str, intent_event: &Event) -> Result<Vec<Plan>> {
@@ -1411,28 +1416,9 @@ impl<L: StateLog> Engine<L> {
                 "the last intent of {target} carries no plan"
             )));
         };
-        let groups: Vec<Vec<RestoreItem>> = plans.iter().map(|p| restore_items(&p.steps)).collect();
         let node = self.client.node().await?;
         let watch = self.hybrid_watch(&node).await?;
-        let writes = match apply::restore(
-            &self.client,
-            &groups,
-            self.parallelism,
-            self.progress.as_ref(),
-        )
-        .await
-        {
-            Ok(w) => w,
-            Err(RestoreFailed {
-                message, remaining, ..
-            }) => {
-                return Err(Error::Inconsistent {
-                    target: target.to_owned(),
-                    message,
-                    remaining,
-                });
-            }
-        };
+        let writes = self.restore_plans(target, &plans, "").await?;
         let written_at = Instant::now();
         let strategy = first.strategy;
         let (nodes, hybrid_report) = if writes.is_empty() {

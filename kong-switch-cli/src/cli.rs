@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kong_switch_core::switch::{
+    self, DurationRange, HeaderMatch, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT,
+};
 
 /// Health-gated, reversible blue/green traffic switches through Kong's Admin API.
 #[derive(Debug, Parser)]
@@ -66,7 +69,7 @@ pub struct GlobalArgs {
     pub insecure_skip_verify: bool,
 
     /// Timeout of each Admin API request (e.g. `30s`, `500ms`).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout, global = true)]
     pub timeout: Duration,
 
     /// State log: a directory for the embedded file log (default: the user's state dir), or
@@ -129,13 +132,13 @@ pub enum Command {
 #[command(next_help_heading = "Sides")]
 pub struct NamingArgs {
     /// Suffix of blue entity names (`orders-blue`).
-    #[arg(long, default_value = "-blue", value_name = "SUFFIX")]
+    #[arg(long, default_value = "-blue", value_name = "SUFFIX", value_parser = parse_suffix)]
     pub blue_suffix: String,
     /// Suffix of green entity names (`orders-green`).
-    #[arg(long, default_value = "-green", value_name = "SUFFIX")]
+    #[arg(long, default_value = "-green", value_name = "SUFFIX", value_parser = parse_suffix)]
     pub green_suffix: String,
     /// Tag key naming an entity's color (`kong-switch.color=green`).
-    #[arg(long, default_value = "kong-switch.color", value_name = "KEY")]
+    #[arg(long, default_value = "kong-switch.color", value_name = "KEY", value_parser = parse_tag_key)]
     pub color_tag: String,
 }
 
@@ -146,7 +149,7 @@ pub struct SwitchArgs {
     #[arg(required_unless_present = "tag", conflicts_with = "tag")]
     pub service: Option<String>,
     /// Switch every service carrying all these tags, all-or-nothing (repeatable).
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub tag: Vec<String>,
     /// How to switch: one service host write, per-route writes, or target weights.
     #[arg(long, value_enum, default_value_t = StrategyArg::Upstream)]
@@ -184,7 +187,7 @@ pub struct WeightsArgs {
     #[arg(long, value_name = "SCHEDULE", default_value = "all-at-once")]
     pub steps: String,
     /// Wait between steps (overrides the preset's).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_bake)]
     pub bake: Option<Duration>,
     /// On failure: stay at the last good step, or restore the weights from before the shift.
     #[arg(long, value_enum, default_value_t = OnFailureArg::RestoreStart)]
@@ -220,10 +223,10 @@ pub struct RunArgs {
 #[command(next_help_heading = "Gates")]
 pub struct GateArgs {
     /// Minimum green targets with weight > 0.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_min_targets)]
     pub min_targets: usize,
     /// Minimum fraction of green targets Kong reports HEALTHY (0.0–1.0).
-    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION", value_parser = parse_fraction)]
     pub min_healthy: f64,
     /// Accept targets whose health Kong does not know (HEALTHCHECKS_OFF, no balancer yet).
     #[arg(long)]
@@ -232,19 +235,19 @@ pub struct GateArgs {
     #[arg(long, value_name = "URL")]
     pub probe: Vec<url::Url>,
     /// Status each probe must answer.
-    #[arg(long, default_value_t = 200, value_name = "CODE")]
+    #[arg(long, default_value_t = 200, value_name = "CODE", value_parser = parse_http_status)]
     pub probe_status: u16,
     /// Header each probe answer must carry, `Name=value`.
-    #[arg(long, value_name = "NAME=VALUE")]
-    pub probe_header: Option<String>,
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_header_match)]
+    pub probe_header: Option<HeaderMatch>,
     /// Text each probe answer's body must contain.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = parse_probe_body)]
     pub probe_body: Option<String>,
     /// Requests per probe URL.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_probe_count)]
     pub probe_count: u32,
     /// Timeout of each probe request.
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_request_timeout)]
     pub probe_timeout: Duration,
 }
 
@@ -260,26 +263,27 @@ pub struct VerifyArgs {
         long,
         value_name = "N",
         conflicts_with = "verify_for",
-        requires = "verify"
+        requires = "verify",
+        value_parser = parse_verify_count
     )]
     pub verify_count: Option<u32>,
     /// Verify for this long instead of a count.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "verify")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "verify")]
     pub verify_for: Option<Duration>,
     /// Minimum fraction of 2xx answers (0.0–1.0).
-    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION", value_parser = parse_fraction)]
     pub min_success: f64,
     /// Fail when the 95th percentile latency exceeds this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "max_latency")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, conflicts_with = "max_latency")]
     pub p95_latency: Option<Duration>,
     /// Fail when any answer takes longer than this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout)]
     pub max_latency: Option<Duration>,
     /// Header proving an answer came from the new side, `Name=value` (e.g. `X-Color=green`).
-    #[arg(long, value_name = "NAME=VALUE", requires = "verify")]
-    pub expect_header: Option<String>,
+    #[arg(long, value_name = "NAME=VALUE", requires = "verify", value_parser = parse_header_match)]
+    pub expect_header: Option<HeaderMatch>,
     /// How long to wait for every node to serve the new side (default: from Kong's settings).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
     pub converge_timeout: Option<Duration>,
 }
 
@@ -299,7 +303,7 @@ pub struct ClusterArgs {
     pub data_planes: Vec<url::Url>,
     /// Hybrid mode: a data plane not seen by the control plane for longer than this is
     /// disconnected: named in the report, not waited for (Kong: 1.5 × its 30 s ping).
-    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_wait)]
     pub dp_timeout: Duration,
 }
 
@@ -308,22 +312,22 @@ pub struct ClusterArgs {
 #[command(next_help_heading = "Recorded")]
 pub struct RecordArgs {
     /// Who switches (default: `$USER@host`).
-    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_label)]
     pub actor: Option<String>,
     /// Environment, e.g. `prod`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_label)]
     pub environment: Option<String>,
     /// Deployment name, e.g. `orders-green`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_label)]
     pub deployment: Option<String>,
     /// Version of the release switched to.
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", value_parser = parse_label)]
     pub app_version: Option<String>,
     /// CI build id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_label)]
     pub build_id: Option<String>,
     /// How long the lock on the target is held at most.
-    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
 }
 
@@ -333,14 +337,14 @@ pub struct RollbackArgs {
     /// Service name or id (or `tag:K=V` for a batch switch).
     pub target: String,
     /// Who rolls back (default: `$USER@host`).
-    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_label)]
     pub actor: Option<String>,
     /// How long the lock on the target is held at most.
-    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
     /// Hybrid mode: a data plane not seen by the control plane for longer than this is
     /// disconnected: named in the report, not waited for.
-    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_wait)]
     pub dp_timeout: Duration,
     /// Services restored at once when rolling back a batch (`tag:K=V`).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_parallelism)]
@@ -353,7 +357,7 @@ pub struct HistoryArgs {
     /// Service name or id (or `tag:K=V` for a batch switch).
     pub target: String,
     /// Only the last N events.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
     pub limit: Option<usize>,
 }
 
@@ -386,26 +390,127 @@ pub struct StatusArgs {
     pub naming: NamingArgs,
 }
 
-/// Parses a count of services handled at once: at least 1.
-pub fn parse_parallelism(value: &str) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{value}` is not a whole number; give e.g. 10")),
+// Value parsers: each checks one flag's value with the core's checks, so clap's error
+// names the flag ("invalid value '0' for '--probe-count <N>': …") and nothing runs.
+
+/// The reason of a refused value, without the field name clap already shows.
+fn reason(error: switch::Error) -> String {
+    match error {
+        switch::Error::InvalidRequest { message, .. } => message,
+        other => other.to_string(),
     }
 }
 
-/// Parses `30s`, `1m30s`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Ok(Duration::from_secs_f64(secs));
+/// A whole number in `min..=max`.
+fn parse_count<T>(value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let n = value.trim().parse::<T>().map_err(|_| {
+        format!("`{value}` is not a whole number; give one from {min} to {max}")
+    })?;
+    switch::check_count("count", n, min, max).map_err(reason)
+}
+
+/// Services handled at once: 1 to [`MAX_PARALLELISM`].
+pub fn parse_parallelism(value: &str) -> Result<usize, String> {
+    parse_count(value, 1, MAX_PARALLELISM)
+}
+
+/// Green targets required: at least 1.
+pub fn parse_min_targets(value: &str) -> Result<usize, String> {
+    parse_count(value, 1, usize::MAX)
+}
+
+/// Requests per probe URL: 1 to [`MAX_PROBE_COUNT`].
+pub fn parse_probe_count(value: &str) -> Result<u32, String> {
+    parse_count(value, 1, MAX_PROBE_COUNT)
+}
+
+/// Verification requests: 1 to [`MAX_VERIFY_COUNT`].
+pub fn parse_verify_count(value: &str) -> Result<u32, String> {
+    parse_count(value, 1, MAX_VERIFY_COUNT)
+}
+
+/// Events shown: at least 1.
+pub fn parse_limit(value: &str) -> Result<usize, String> {
+    parse_count(value, 1, usize::MAX)
+}
+
+/// An HTTP status: 100 to 599.
+pub fn parse_http_status(value: &str) -> Result<u16, String> {
+    parse_count(value, 100, 599)
+}
+
+/// A fraction from 0.0 to 1.0 (not NaN or infinite).
+pub fn parse_fraction(value: &str) -> Result<f64, String> {
+    let f = value
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{value}` is not a number; give a fraction such as 0.99"))?;
+    switch::check_fraction("fraction", f).map_err(reason)
+}
+
+/// Parses a duration (the core's one grammar) in `range`.
+fn parse_duration_in(value: &str, range: DurationRange) -> Result<Duration, String> {
+    range.parse("duration", value).map_err(reason)
+}
+
+/// The timeout of one request, or a latency bound: more than 0, at most an hour.
+pub fn parse_request_timeout(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, DurationRange::REQUEST)
+}
+
+/// A wait of a run: more than 0, at most a day.
+pub fn parse_wait(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, DurationRange::WAIT)
+}
+
+/// A bake time: 0 to a week.
+pub fn parse_bake(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, DurationRange::BAKE)
+}
+
+/// A lease's time to live: a second to a week.
+pub fn parse_lease_ttl(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, DurationRange::LEASE)
+}
+
+/// A side's name suffix: not empty, no whitespace.
+pub fn parse_suffix(value: &str) -> Result<String, String> {
+    switch::check_suffix("suffix", value).map_err(reason)?;
+    Ok(value.to_owned())
+}
+
+/// A tag key: not empty, no whitespace, `,` or `=`.
+pub fn parse_tag_key(value: &str) -> Result<String, String> {
+    switch::check_tag_key("tag key", value).map_err(reason)?;
+    Ok(value.to_owned())
+}
+
+/// A Kong tag: not empty, no whitespace or `,`.
+pub fn parse_tag(value: &str) -> Result<String, String> {
+    switch::check_tag("tag", value).map_err(reason)?;
+    Ok(value.to_owned())
+}
+
+/// A recorded label (actor, environment, version…): not blank, no control characters.
+pub fn parse_label(value: &str) -> Result<String, String> {
+    switch::check_label("label", value).map_err(reason)?;
+    Ok(value.to_owned())
+}
+
+/// Text a probe answer must contain: not empty.
+pub fn parse_probe_body(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("the text is empty, which every answer contains; give the text to look for, or leave the option out".to_owned());
     }
-    humantime::parse_duration(value)
-        .map_err(|e| format!("`{value}` is not a duration ({e}); write e.g. 30s, 500ms or 2m"))
+    Ok(value.to_owned())
+}
+
+/// A `Name=value` header match with a valid header name.
+pub fn parse_header_match(value: &str) -> Result<HeaderMatch, String> {
+    value.parse::<HeaderMatch>().map_err(reason)
 }
 
 #[cfg(test)]
@@ -420,9 +525,42 @@ mod tests {
 
     #[test]
     fn durations_accept_units_and_bare_seconds() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("soon").unwrap_err().contains("soon"));
+        assert_eq!(parse_bake("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_bake("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_bake("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_bake("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn every_flag_parser_refuses_empty_zero_and_absurd_values() {
+        type Parser = fn(&str) -> Result<(), String>;
+        let cases: &[(&str, Parser, &str)] = &[
+            ("", |v| parse_request_timeout(v).map(drop), "no duration"),
+            ("0", |v| parse_request_timeout(v).map(drop), "more than 0"),
+            ("1e300", |v| parse_request_timeout(v).map(drop), "too long"),
+            ("NaN", |v| parse_wait(v).map(drop), "not a number"),
+            ("2d", |v| parse_wait(v).map(drop), "too long"),
+            ("1e30", |v| parse_lease_ttl(v).map(drop), "too long"),
+            ("0s", |v| parse_lease_ttl(v).map(drop), "too short"),
+            ("-5", |v| parse_bake(v).map(drop), "negative"),
+            ("0", |v| parse_probe_count(v).map(drop), "from 1 to 1000"),
+            ("-1", |v| parse_verify_count(v).map(drop), "not a whole number"),
+            ("0", |v| parse_parallelism(v).map(drop), "from 1"),
+            ("0", |v| parse_min_targets(v).map(drop), "from 1"),
+            ("0", |v| parse_limit(v).map(drop), "from 1"),
+            ("99", |v| parse_http_status(v).map(drop), "from 100 to 599"),
+            ("NaN", |v| parse_fraction(v).map(drop), "fraction"),
+            ("1.5", |v| parse_fraction(v).map(drop), "fraction"),
+            ("", |v| parse_suffix(v).map(drop), "empty"),
+            ("a b", |v| parse_tag(v).map(drop), "tag"),
+            ("a=b", |v| parse_tag_key(v).map(drop), "tag key"),
+            ("\t", |v| parse_label(v).map(drop), "empty"),
+            ("", |v| parse_probe_body(v).map(drop), "empty"),
+            ("x color=green", |v| parse_header_match(v).map(drop), "header name"),
+        ];
+        for (value, parse, needle) in cases {
+            let err = parse(value).expect_err(value);
+            assert!(err.contains(needle), "{value:?}: {err}");
+        }
     }
 }

@@ -18,7 +18,7 @@ pub enum CliError {
     Admin(#[from] admin::Error),
     /// The switch engine stopped.
     #[error(transparent)]
-    Switch(#[from] switch::Error),
+    Switch(switch::Error),
     /// The state log failed.
     #[error(transparent)]
     State(#[from] state::Error),
@@ -37,37 +37,38 @@ impl CliError {
         CliError::Usage(message.into())
     }
 
-    /// The exit code this failure maps to.
+    /// The exit code this failure maps to (the table is in [`crate::exit`]).
     pub fn exit(&self) -> Exit {
         match self {
             CliError::Usage(_) => Exit::Usage,
             CliError::NotFound(_) => Exit::Kong,
-            CliError::Admin(e) => admin_exit(e),
-            CliError::Switch(e) => switch_exit(e),
-            CliError::State(e) if e.is_lease_held() => Exit::Locked,
-            CliError::State(_) | CliError::Output(_) => Exit::Internal,
+            CliError::Admin(e) => Exit::of_admin_error(e),
+            CliError::Switch(e) => Exit::of_switch_error(e),
+            CliError::State(e) => Exit::of_state_error(e),
+            CliError::Output(_) => Exit::Internal,
             #[cfg(feature = "gke")]
-            CliError::Gke(e) => crate::gke::exit_of(e),
+            CliError::Gke(e) => Exit::of_gke_error(e),
         }
     }
 }
 
-/// Exit code of an Admin API failure: unreachable (10), bad input (2) or Kong's error (5).
-fn admin_exit(error: &admin::Error) -> Exit {
-    match error {
-        admin::Error::InvalidConfig { .. } => Exit::Usage,
-        admin::Error::Connect { .. } | admin::Error::Timeout { .. } => Exit::Unreachable,
-        _ => Exit::Kong,
+impl From<switch::Error> for CliError {
+    /// A request the engine refuses as invalid becomes a usage error naming the flag.
+    fn from(error: switch::Error) -> Self {
+        match error {
+            switch::Error::InvalidRequest { field, message } => {
+                CliError::Usage(format!("invalid {}: {message}", flag_of(field)))
+            }
+            other => CliError::Switch(other),
+        }
     }
 }
 
-fn switch_exit(error: &switch::Error) -> Exit {
-    match error {
-        switch::Error::Admin(e) => admin_exit(e),
-        switch::Error::Locked { .. } => Exit::Locked,
-        switch::Error::InvalidRequest { .. } => Exit::Usage,
-        switch::Error::Inconsistent { .. } => Exit::Drift,
-        switch::Error::State(_) => Exit::Internal,
-        _ => Exit::Kong,
+/// The command-line spelling of a request field: `min_healthy` is `--min-healthy`; the
+/// target is the positional argument.
+pub fn flag_of(field: &str) -> String {
+    match field {
+        "target" => "SERVICE (or TARGET) argument".to_owned(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }

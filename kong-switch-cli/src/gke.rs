@@ -1,6 +1,6 @@
 //! The `gke` feature: arguments of `deploy-green` and `retire-blue`, opening the state log
-//! from `--state` (a directory or `firestore://PROJECT[/DATABASE]/COLLECTION`), and the exit
-//! codes of the gke crate's errors.
+//! from `--state` (a directory or `firestore://PROJECT[/DATABASE]/COLLECTION`). The exit
+//! codes of the gke crate's errors are in [`crate::exit`].
 
 use std::time::Duration;
 
@@ -8,11 +8,8 @@ use clap::Args;
 use kong_switch_gke::k8s::{Cluster, KubeOptions, Progress, RolloutProgress, RunContext};
 use kong_switch_gke::{AnyLog, Error, FirestoreEndpoint, FirestoreLog, StateLocation};
 
-use crate::cli::{GlobalArgs, parse_duration};
-use kong_switch_core::admin;
-
+use crate::cli::{GlobalArgs, parse_bake, parse_min_targets, parse_wait};
 use crate::error::CliError;
-use crate::exit::Exit;
 use crate::output::Printer;
 
 /// Which cluster and namespace (kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the
@@ -86,7 +83,7 @@ pub struct DeployGreenArgs {
     #[arg(long, value_name = "UPSTREAM")]
     pub green_upstream: Option<String>,
     /// How long the rollout may take.
-    #[arg(long = "rollout-timeout", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long = "rollout-timeout", value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -106,7 +103,7 @@ pub struct RetireBlueArgs {
     #[arg(long)]
     pub delete: bool,
     /// How long green must have been active before blue goes; the rest is waited out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_bake)]
     pub bake_time: Duration,
     /// Retire even if the state log does not show green active.
     #[arg(long)]
@@ -136,7 +133,7 @@ pub struct K8sSwitchArgs {
     #[arg(long, default_value = "green", value_name = "COLOR")]
     pub to: String,
     /// Ready pods the side must have before the Service selects it (gate).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_min_targets)]
     pub min_ready: usize,
     /// Weight of one backend Service of the HTTPRoute, `SERVICE=WEIGHT` (repeatable);
     /// backends not named keep theirs.
@@ -231,31 +228,5 @@ impl Progress for StderrProgress {
         if self.enabled {
             eprintln!("  {deployment}: {progress}");
         }
-    }
-}
-
-/// The exit code of a gke error (README "Exit codes").
-pub fn exit_of(error: &Error) -> Exit {
-    match error {
-        Error::InvalidStateUrl { .. }
-        | Error::KubeConfig { .. }
-        | Error::NotFound { .. }
-        | Error::Mismatch(_) => Exit::Usage,
-        Error::State(e) if e.is_lease_held() => Exit::Locked,
-        Error::State(_) => Exit::Internal,
-        Error::Kube { .. } if error.is_unreachable() => Exit::Unreachable,
-        Error::Kube { .. } => Exit::Internal,
-        Error::RolloutFailed { .. } | Error::RolloutTimeout { .. } | Error::RolledBack { .. } => {
-            Exit::RolledBack
-        }
-        Error::RollbackFailed { .. } => Exit::Drift,
-        Error::Kong(e) => match e.as_ref() {
-            admin::Error::InvalidConfig { .. } => Exit::Usage,
-            admin::Error::Connect { .. } | admin::Error::Timeout { .. } => Exit::Unreachable,
-            _ => Exit::Kong,
-        },
-        Error::KongSetup(_) => Exit::Kong,
-        Error::Refused(_) => Exit::GateRefused,
-        _ => Exit::Internal,
     }
 }

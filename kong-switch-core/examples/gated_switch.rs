@@ -6,26 +6,29 @@
 //!
 //! Reads the service's active upstream (`orders-blue`), refuses unless every target of the
 //! other side (`orders-green`) is HEALTHY, writes one `PATCH /services/orders`, records the
-//! run in a file log under the system temp directory, and prints the report as JSON.
+//! run in a file log under the system temp directory, and prints the report as JSON. It
+//! exits 0 when switched (or already on green) and 1 otherwise; the `kong-switch` CLI owns
+//! the full exit-code table.
 
 use std::process::ExitCode;
 
 use kong_switch_core::admin::{AdminConfig, KongClient};
 use kong_switch_core::state::FileLog;
-use kong_switch_core::switch::{Engine, ProgressEvent, SwitchRequest};
+use kong_switch_core::switch::{Engine, Outcome, ProgressEvent, SwitchRequest};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
-        Ok(code) => ExitCode::from(code),
+        Ok(Outcome::Completed | Outcome::NoOp) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(5)
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> Result<u8, Box<dyn std::error::Error>> {
+async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let service = std::env::args()
         .nth(1)
         .ok_or("usage: gated_switch <service>")?;
@@ -51,15 +54,8 @@ async fn run() -> Result<u8, Box<dyn std::error::Error>> {
     request.gates.min_targets = 1;
     request.gates.min_healthy = 1.0;
 
-    match engine.switch(&request).await {
-        Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            eprintln!("{}", report.message);
-            Ok(report.exit_code())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(e.exit_code())
-        }
-    }
+    let report = engine.switch(&request).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("{}", report.message);
+    Ok(report.outcome)
 }

@@ -53,10 +53,7 @@ pub async fn run(
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
-    let exit = match drift.state {
-        DriftState::NoHistory | DriftState::InSync => Exit::Ok,
-        DriftState::Drifted | DriftState::DanglingIntent => Exit::Drift,
-    };
+    let exit = Exit::of_drift(drift.state);
     printer.print(&StatusReport {
         kong_view,
         last_event,

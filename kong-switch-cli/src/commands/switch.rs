@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::switch::{
-    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, GateOutcome, HeaderMatch,
+    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, GateOutcome,
     HybridReport, LatencyBound, NodeConvergence, OnFailure, Outcome, Probe, Schedule, Sides,
     StepStatus, Strategy, SwitchReport, SwitchRequest, SwitchTarget, VerificationReport,
     VerifyAmount, VerifyConfig, WeightsOptions,
@@ -94,7 +94,7 @@ async fn run(
             report.outcome
         }
     };
-    Ok(Exit::from(outcome))
+    Ok(Exit::of_outcome(outcome))
 }
 
 /// Ctrl-C or SIGTERM: stop between steps and take the rollback path.
@@ -171,17 +171,12 @@ pub fn sides(naming: &NamingArgs) -> Sides {
 
 fn gates(run: &RunArgs) -> Result<GateConfig, CliError> {
     let g = &run.gates;
-    let expect_header = g
-        .probe_header
-        .as_deref()
-        .map(HeaderMatch::from_str)
-        .transpose()?;
     let probes = g
         .probe
         .iter()
         .map(|url| Probe {
             expect_status: g.probe_status,
-            expect_header: expect_header.clone(),
+            expect_header: g.probe_header.clone(),
             body_contains: g.probe_body.clone(),
             count: g.probe_count,
             timeout: g.probe_timeout,
@@ -215,11 +210,7 @@ fn verify(run: &RunArgs) -> Result<Option<VerifyConfig>, CliError> {
         (None, Some(max)) => Some(LatencyBound::Max(max)),
         (None, None) => None,
     };
-    config.expect_header = v
-        .expect_header
-        .as_deref()
-        .map(HeaderMatch::from_str)
-        .transpose()?;
+    config.expect_header = v.expect_header.clone();
     config.convergence_timeout = v.converge_timeout;
     Ok(Some(config))
 }

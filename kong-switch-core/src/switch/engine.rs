@@ -16,7 +16,7 @@ use crate::state::{
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
-use super::error::{Error, Result, exit_code};
+use super::error::{Error, Result};
 use super::gates::{self, GateOutcome};
 use super::hybrid::{self, Settle, Watch};
 use super::plan::{Check, Plan, RestoreItem, restore_items};
@@ -53,7 +53,7 @@ fn ms(d: Duration) -> u64 {
 /// ```no_run
 /// use kong_switch_core::admin::{AdminConfig, KongClient};
 /// use kong_switch_core::state::FileLog;
-/// use kong_switch_core::switch::{Engine, SwitchRequest, VerifyConfig};
+/// use kong_switch_core::switch::{Engine, Outcome, SwitchRequest, VerifyConfig};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = KongClient::new(AdminConfig::builder("http://localhost:8001")?.build()?)?;
@@ -71,7 +71,7 @@ fn ms(d: Duration) -> u64 {
 /// }
 /// let report = engine.switch(&request).await?;              // lock, gate, write, verify, record
 /// println!("{:?}: {}", report.outcome, report.message);
-/// assert!(report.exit_code() == 0 || report.exit_code() == 3); // switched, or refused
+/// assert!(matches!(report.outcome, Outcome::Completed | Outcome::Refused));
 /// # Ok(())
 /// # }
 /// ```
@@ -145,10 +145,10 @@ pub enum DriftState {
     /// Kong shows what the log says.
     InSync,
     /// Kong differs from what the log says (changed outside kong-switch, or a failed
-    /// rollback). Exit 9.
+    /// rollback).
     Drifted,
     /// The last record is an intent without outcome: a run crashed or is running. A re-run of
-    /// the switch, or `rollback`, resolves it. Exit 9.
+    /// the switch, or `rollback`, resolves it.
     DanglingIntent,
 }
 
@@ -197,16 +197,6 @@ pub struct Drift {
     pub values: Vec<ComparedValue>,
     /// One sentence.
     pub message: String,
-}
-
-impl Drift {
-    /// The CLI exit code: 0 when in sync or nothing is recorded, 9 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self.state {
-            DriftState::NoHistory | DriftState::InSync => exit_code::OK,
-            DriftState::Drifted | DriftState::DanglingIntent => exit_code::NEEDS_ATTENTION,
-        }
-    }
 }
 
 /// Checks merged per value: `before` from the first step touching it, `after` from the last.

@@ -1,4 +1,4 @@
-//! Errors of the switch engine, and the exit-code table.
+//! Errors of the switch engine.
 //!
 //! Domain outcomes that are part of normal operation (a refused gate, a rollback, a no-op)
 //! are not errors: they are [`Outcome`](super::Outcome)s of a
@@ -12,42 +12,20 @@ use crate::{admin, state};
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The process exit codes the CLI uses, in one place (README "Exit codes").
-pub mod exit_code {
-    /// Switched, no-op, or dry run.
-    pub const OK: u8 = 0;
-    /// Bad arguments.
-    pub const USAGE: u8 = 2;
-    /// A gate refused the switch; nothing changed.
-    pub const REFUSED: u8 = 3;
-    /// The switch was rolled back (write or verification failure).
-    pub const ROLLED_BACK: u8 = 4;
-    /// Kong (or the state store) answered with an error.
-    pub const API_ERROR: u8 = 5;
-    /// Another run holds the lease on the target.
-    pub const LOCKED: u8 = 6;
-    /// Verification failed and rollback was disabled: the new side stays.
-    pub const VERIFICATION_FAILED: u8 = 7;
-    /// Interrupted (Ctrl-C); the documented rollback path was taken.
-    pub const INTERRUPTED: u8 = 8;
-    /// Kong and the log disagree, or a rollback could not finish: needs a human.
-    pub const NEEDS_ATTENTION: u8 = 9;
-}
-
 /// What stopped the engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The Admin API failed before any write (reads, gates): nothing in Kong changed.
-    /// Exit code 5.
+    ///
     #[error(transparent)]
     Admin(#[from] admin::Error),
 
-    /// The state log failed (not a held lease). Exit code 5.
+    /// The state log failed (not a held lease).
     #[error("state log: {0}")]
     State(#[source] state::Error),
 
-    /// Another run holds the lease on the target; nothing was read or written. Exit code 6.
+    /// Another run holds the lease on the target; nothing was read or written.
     #[error(
         "{target} is being switched by {holder}{}",
         expires_at.map(|t| format!(" (lease until {})", t.to_rfc3339())).unwrap_or_default()
@@ -61,7 +39,7 @@ pub enum Error {
         expires_at: Option<DateTime<Utc>>,
     },
 
-    /// The switch target (or an entity it names) does not exist. Exit code 5.
+    /// The switch target (or an entity it names) does not exist.
     #[error("{kind} {name:?} not found")]
     NotFound {
         /// `service`, `upstream`, …
@@ -70,7 +48,7 @@ pub enum Error {
         name: String,
     },
 
-    /// The request is not usable as given (names the field and the fix). Exit code 2.
+    /// The request is not usable as given (names the field and the fix).
     #[error("invalid {field}: {message}")]
     InvalidRequest {
         /// Which input.
@@ -81,12 +59,12 @@ pub enum Error {
 
     /// Kong's shape does not fit the strategy (e.g. no blue and green targets in the
     /// upstream for `weights`, an unparsable declarative config). Nothing was written.
-    /// Exit code 5.
+    ///
     #[error("{0}")]
     Unsupported(String),
 
     /// A rollback or recovery could not finish: Kong may be between the sides. The message
-    /// names the step the engine stopped at and what remains to undo. Exit code 9.
+    /// names the step the engine stopped at and what remains to undo.
     #[error("inconsistent state of {target}: {message}")]
     Inconsistent {
         /// The target key.
@@ -103,18 +81,6 @@ impl Error {
         Error::InvalidRequest {
             field,
             message: message.into(),
-        }
-    }
-
-    /// The CLI exit code for this error (see [`exit_code`]).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Locked { .. } => exit_code::LOCKED,
-            Error::InvalidRequest { .. } => exit_code::USAGE,
-            Error::Inconsistent { .. } => exit_code::NEEDS_ATTENTION,
-            Error::Admin(_) | Error::State(_) | Error::NotFound { .. } | Error::Unsupported(_) => {
-                exit_code::API_ERROR
-            }
         }
     }
 
@@ -146,25 +112,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_lease_becomes_locked_with_exit_code_6() {
+    fn a_held_lease_becomes_locked_naming_the_holder() {
         let err = Error::from(state::Error::LeaseHeld {
             target: "orders".into(),
             holder: "alice".into(),
             expires_at: None,
         });
         assert!(err.is_locked());
-        assert_eq!(err.exit_code(), 6);
         assert_eq!(err.to_string(), "orders is being switched by alice");
-    }
-
-    #[test]
-    fn usage_and_inconsistency_have_their_own_codes() {
-        assert_eq!(Error::invalid("steps", "x").exit_code(), 2);
-        let err = Error::Inconsistent {
-            target: "orders".into(),
-            message: "undo failed".into(),
-            remaining: Vec::new(),
-        };
-        assert_eq!(err.exit_code(), 9);
     }
 }

@@ -16,14 +16,15 @@
 //! | DB-less node | one `POST /config` per stage with the edited declarative config |
 //!
 //! Entry points: [`Engine::plan`], [`Engine::switch`], [`Engine::switch_batch`],
-//! [`Engine::rollback`], [`Engine::drift`]. Outcomes map to exit codes with
-//! [`Outcome::exit_code`], [`Error::exit_code`] and [`Drift::exit_code`].
+//! [`Engine::rollback`], [`Engine::drift`]. The engine returns typed outcomes and errors
+//! only; which exit code each means is the CLI's table.
 
 mod apply;
 mod engine;
 mod error;
 pub mod gates;
 mod hybrid;
+mod input;
 mod plan;
 mod progress;
 mod report;
@@ -32,9 +33,14 @@ mod snapshot;
 pub mod verify;
 
 pub use engine::{ComparedValue, Drift, DriftState, Engine, KongState};
-pub use error::{Error, Result, exit_code};
+pub use error::{Error, Result};
 pub use gates::GateOutcome;
 pub use hybrid::{DEFAULT_DISCONNECTED_AFTER, PROXY_LAG_ALLOWANCE};
+pub use input::{
+    DurationRange, MAX_DURATION, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count,
+    check_fraction, check_label, check_suffix, check_suffix_pair, check_tag, check_tag_key,
+    parse_duration,
+};
 pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use report::{
@@ -45,6 +51,6 @@ pub use report::{
 pub use request::{
     DEFAULT_PARALLELISM, DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound,
     OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
-    VerifyAmount, VerifyConfig, WeightsOptions, parse_duration,
+    VerifyAmount, VerifyConfig, WeightsOptions,
 };
 pub use verify::VerificationReport;

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::admin::AdminRequest;
 
-use super::error::exit_code;
 use super::gates::GateOutcome;
 use super::plan::{Plan, Side};
 use super::request::StrategyKind;
@@ -18,35 +17,22 @@ use super::verify::VerificationReport;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// `completed`: the new side serves the traffic (verified when asked). Exit 0.
+    /// `completed`: the new side serves the traffic (verified when asked).
     Completed,
-    /// `no_op`: the target already was on the requested side; nothing was written. Exit 0.
+    /// `no_op`: the target already was on the requested side; nothing was written.
     NoOp,
-    /// `dry_run`: the plan was computed and the gates passed; nothing was written. Exit 0.
+    /// `dry_run`: the plan was computed and the gates passed; nothing was written.
     DryRun,
-    /// `refused`: a gate refused the switch; nothing was written. Exit 3.
+    /// `refused`: a gate refused the switch; nothing was written.
     Refused,
     /// `rolled_back`: a write, read-back or verification failed and the undo ran (for
-    /// `weights` with `keep-last-good`: traffic stays at the last good step). Exit 4.
+    /// `weights` with `keep-last-good`: traffic stays at the last good step).
     RolledBack,
     /// `verification_failed`: verification failed and rollback was disabled; the new side
-    /// stays. Exit 7.
+    /// stays.
     VerificationFailed,
-    /// `interrupted`: cancelled (Ctrl-C); the documented rollback path was taken. Exit 8.
+    /// `interrupted`: cancelled (Ctrl-C); the documented rollback path was taken.
     Interrupted,
-}
-
-impl Outcome {
-    /// The CLI exit code (see [`exit_code`]).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Completed | Outcome::NoOp | Outcome::DryRun => exit_code::OK,
-            Outcome::Refused => exit_code::REFUSED,
-            Outcome::RolledBack => exit_code::ROLLED_BACK,
-            Outcome::VerificationFailed => exit_code::VERIFICATION_FAILED,
-            Outcome::Interrupted => exit_code::INTERRUPTED,
-        }
-    }
 }
 
 /// What happened to one planned step.
@@ -338,13 +324,6 @@ pub struct SwitchReport {
     pub durations: Durations,
 }
 
-impl SwitchReport {
-    /// The CLI exit code.
-    pub fn exit_code(&self) -> u8 {
-        self.outcome.exit_code()
-    }
-}
-
 /// The result of a batch switch (a tag selecting several services, all-or-nothing).
 ///
 /// Its size grows with the number of services only by one short [`BatchService`] line each
@@ -418,32 +397,9 @@ pub struct GateTally {
     pub services: usize,
 }
 
-impl BatchReport {
-    /// The CLI exit code.
-    pub fn exit_code(&self) -> u8 {
-        self.outcome.exit_code()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn outcomes_map_to_the_documented_exit_codes() {
-        let table = [
-            (Outcome::Completed, 0),
-            (Outcome::NoOp, 0),
-            (Outcome::DryRun, 0),
-            (Outcome::Refused, 3),
-            (Outcome::RolledBack, 4),
-            (Outcome::VerificationFailed, 7),
-            (Outcome::Interrupted, 8),
-        ];
-        for (outcome, code) in table {
-            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
-        }
-    }
 
     #[test]
     fn outcomes_serialize_in_snake_case() {

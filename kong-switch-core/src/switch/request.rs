@@ -12,6 +12,10 @@ use crate::model::NameOrId;
 use crate::state::Event;
 
 use super::error::{Error, Result};
+use super::input::{
+    DurationRange, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count,
+    check_fraction, check_label, check_suffix_pair, check_tag, check_tag_key,
+};
 
 /// What is switched: one Kong Service, or every Service carrying some tags (a batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +283,7 @@ impl FromStr for Schedule {
                 )
             })?;
             let step = parse_percent(step)?;
-            let bake = parse_duration(every)?;
+            let bake = DurationRange::BAKE.parse("steps", every)?;
             let mut percents: Vec<u8> = (1..)
                 .map(|i: u32| u32::from(step) * i)
                 .take_while(|p| *p < 100)
@@ -296,7 +300,7 @@ impl FromStr for Schedule {
                 )
             })?;
             let p = parse_percent(p)?;
-            let bake = parse_duration(d)?;
+            let bake = DurationRange::BAKE.parse("steps", d)?;
             let percents = if p == 100 { vec![100] } else { vec![p, 100] };
             return Schedule::new(percents, bake);
         }
@@ -317,12 +321,6 @@ fn parse_percent(s: &str) -> Result<u8> {
             format!("{s:?} is not a percentage in 1..=100"),
         )),
     }
-}
-
-/// Parses a humantime duration (`30s`, `5m`, `1h 30m`, `250ms`).
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| Error::invalid("duration", format!("{s:?}: {e} (examples: 30s, 5m, 250ms)")))
 }
 
 /// How the two sides are found: by naming convention (`<base>-blue`/`<base>-green`) and by
@@ -361,11 +359,32 @@ impl FromStr for HeaderMatch {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        /// The characters of an HTTP header name (RFC 9110 `tchar`).
+        fn is_tchar(c: char) -> bool {
+            c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+        }
         match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok(HeaderMatch {
-                name: k.trim().to_owned(),
-                value: v.trim().to_owned(),
-            }),
+            Some((k, v)) if !k.trim().is_empty() => {
+                let name = k.trim();
+                if !name.chars().all(is_tchar) {
+                    return Err(Error::invalid(
+                        "header",
+                        format!(
+                            "{name:?} is not a header name (letters, digits and -_.!#$%&'*+^`|~ only), e.g. x-color=green"
+                        ),
+                    ));
+                }
+                if v.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(Error::invalid(
+                        "header",
+                        format!("the value of {name} holds control characters; remove them"),
+                    ));
+                }
+                Ok(HeaderMatch {
+                    name: name.to_owned(),
+                    value: v.trim().to_owned(),
+                })
+            }
             _ => Err(Error::invalid(
                 "header",
                 format!("{s:?}: expected NAME=VALUE, e.g. x-color=green"),
@@ -612,33 +631,118 @@ impl SwitchRequest {
         }
     }
 
-    /// Checks values the types cannot: fractions in range, non-zero counts.
+    /// Checks values the types cannot: every count, fraction, duration, suffix, tag and
+    /// label in its range. The error names the field (as the CLI flag, `_` for `-`) and the
+    /// fix; nothing is read or written before this passes.
     pub fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.gates.min_healthy) {
-            return Err(Error::invalid(
-                "min_healthy",
-                "a fraction in 0.0..=1.0, e.g. 0.5",
-            ));
-        }
-        if let Some(v) = &self.verify {
-            if !(0.0..=1.0).contains(&v.min_success) {
-                return Err(Error::invalid(
-                    "min_success",
-                    "a fraction in 0.0..=1.0, e.g. 0.99",
-                ));
-            }
-            if v.amount == VerifyAmount::Count(0) {
-                return Err(Error::invalid("verify count", "at least 1 request"));
-            }
-        }
-        if self.parallelism == 0 {
-            return Err(Error::invalid("parallelism", "at least 1"));
-        }
+        self.target.validate()?;
+        self.sides.validate()?;
         if let Some(to) = &self.to
             && to.trim().is_empty()
         {
-            return Err(Error::invalid("to", "empty destination"));
+            return Err(Error::invalid(
+                "to",
+                "empty destination; give blue, green or a name",
+            ));
         }
+        if let Strategy::Weights(w) = &self.strategy {
+            DurationRange::BAKE.check("bake", w.schedule.bake)?;
+        }
+        self.gates.validate()?;
+        if let Some(v) = &self.verify {
+            v.validate()?;
+        }
+        DurationRange::LEASE.check("lease_ttl", self.lease_ttl)?;
+        check_count("parallelism", self.parallelism, 1, MAX_PARALLELISM)?;
+        check_label("actor", &self.actor)?;
+        let a = &self.attributes;
+        for (field, value) in [
+            ("environment", &a.environment),
+            ("deployment", &a.deployment),
+            ("app_version", &a.version),
+            ("build_id", &a.build_id),
+        ] {
+            if let Some(value) = value {
+                check_label(field, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SwitchTarget {
+    /// Checks the target names something: a non-blank service, or Kong tags.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            SwitchTarget::Service(s) if s.as_str().trim().is_empty() => Err(Error::invalid(
+                "target",
+                "the service name or id is empty",
+            )),
+            SwitchTarget::Service(s) if s.as_str().chars().any(char::is_control) => {
+                Err(Error::invalid(
+                    "target",
+                    format!("{:?} holds control characters; give the service name or id", s.as_str()),
+                ))
+            }
+            SwitchTarget::Service(_) => Ok(()),
+            SwitchTarget::Tagged(tags) if tags.is_empty() => Err(Error::invalid(
+                "tag",
+                "no tag given; e.g. --tag app=orders",
+            )),
+            SwitchTarget::Tagged(tags) => tags.iter().try_for_each(|t| check_tag("tag", t)),
+        }
+    }
+}
+
+impl Sides {
+    /// Checks the suffixes tell the sides apart and the color tag key is usable.
+    pub fn validate(&self) -> Result<()> {
+        check_suffix_pair(&self.blue_suffix, &self.green_suffix)?;
+        check_tag_key("color_tag", &self.color_tag)
+    }
+}
+
+impl GateConfig {
+    /// Checks the gates' counts, fraction and probes.
+    pub fn validate(&self) -> Result<()> {
+        check_count("min_targets", self.min_targets, 1, usize::MAX)?;
+        check_fraction("min_healthy", self.min_healthy)?;
+        for probe in &self.probes {
+            check_count("probe_count", probe.count, 1, MAX_PROBE_COUNT)?;
+            check_count("probe_status", probe.expect_status, 100, 599)?;
+            DurationRange::REQUEST.check("probe_timeout", probe.timeout)?;
+        }
+        Ok(())
+    }
+}
+
+impl VerifyConfig {
+    /// Checks the amount, fraction, latency bound and waits.
+    pub fn validate(&self) -> Result<()> {
+        match self.amount {
+            VerifyAmount::Count(n) => {
+                check_count("verify_count", n, 1, MAX_VERIFY_COUNT)?;
+            }
+            VerifyAmount::For(d) => {
+                DurationRange::WAIT.check("verify_for", d)?;
+            }
+        }
+        check_fraction("min_success", self.min_success)?;
+        match self.latency {
+            Some(LatencyBound::P95(d)) => {
+                DurationRange::REQUEST.check("p95_latency", d)?;
+            }
+            Some(LatencyBound::Max(d)) => {
+                DurationRange::REQUEST.check("max_latency", d)?;
+            }
+            None => {}
+        }
+        check_count("consecutive", self.consecutive, 1, MAX_VERIFY_COUNT)?;
+        if let Some(d) = self.convergence_timeout {
+            DurationRange::WAIT.check("converge_timeout", d)?;
+        }
+        DurationRange::REQUEST.check("request_timeout", self.request_timeout)?;
+        DurationRange::BAKE.check("interval", self.interval)?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use kong_switch_core::state::{Event, History, StateLog};
+use kong_switch_core::switch::SwitchTarget;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, HistoryArgs};
@@ -28,6 +29,7 @@ pub async fn run(
     printer: &Printer,
     args: &HistoryArgs,
 ) -> Result<Exit, CliError> {
+    SwitchTarget::parse(&args.target)?.validate()?;
     let log = state::open_log(global).await?;
     let History {
         mut events,

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal};
 use std::sync::Arc;
 
 use kong_switch_core::admin::KongClient;
-use kong_switch_core::switch::Engine;
+use kong_switch_core::switch::{Engine, SwitchTarget};
 
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::error::CliError;
@@ -21,6 +21,7 @@ pub async fn run(
     printer: &Printer,
     args: &RollbackArgs,
 ) -> Result<Exit, CliError> {
+    SwitchTarget::parse(&args.target)?.validate()?;
     let log = state::open_log(global).await?;
     let progress = Arc::new(CliProgress::new(
         printer.progress_enabled(),

@@ -6,7 +6,7 @@ use kong_switch_core::admin::KongClient;
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
 use kong_switch_core::state::{Event, StateLog};
-use kong_switch_core::switch::{Drift, DriftState, Engine};
+use kong_switch_core::switch::{Drift, DriftState, Engine, SwitchTarget};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, StatusArgs};
@@ -36,7 +36,9 @@ pub async fn run(
     printer: &Printer,
     args: &StatusArgs,
 ) -> Result<Exit, CliError> {
+    SwitchTarget::parse(&args.service)?.validate()?;
     let sides = super::switch::sides(&args.naming);
+    sides.validate()?;
     let service = NameOrId::from(args.service.as_str());
     let kong_view = inspect::service_status(&client, &service, &sides)
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::{
     CorruptLine, Error, Event, EventKind, History, Lease, LeaseGuard, LeaseRequest, Result,
@@ -19,8 +20,14 @@ use super::{
 const EXCERPT: usize = 200;
 /// Bytes read per step when looking for the last event from the end of a log.
 const TAIL_BLOCK: u64 = 64 * 1024;
-/// Longest encoded target key, so that `<key>.jsonl` fits the usual 255-byte name limit.
+/// Longest encoded target key kept as the file name, so that `<key>.jsonl` fits the usual
+/// 255-byte name limit; a longer key gets a hashed name.
 const MAX_FILE_STEM: usize = 240;
+/// Starts the name of a file named by the hash of its key. `+` is never in a
+/// percent-encoded stem, so a hashed name cannot be taken by a short key.
+const HASHED_PREFIX: &str = "+key-";
+/// The UUID v5 namespace of hashed file names (fixed forever: it names existing files).
+const HASHED_NAMESPACE: Uuid = Uuid::from_u128(0x6b6f_6e67_2d73_7769_7463_682d_6c6f_6773);
 /// Everything but `[A-Za-z0-9._-]` is percent-encoded in file names.
 const FILE_STEM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'_').remove(b'-');
 const LOG_SUFFIX: &str = ".jsonl";
@@ -32,7 +39,10 @@ const LOCK_SUFFIX: &str = ".lock";
 /// # Layout
 ///
 /// For a target key `K`, with `E` = `K` percent-encoded outside `[A-Za-z0-9._-]`
-/// (`tag:app=orders` → `tag%3Aapp%3Dorders`):
+/// (`tag:app=orders` → `tag%3Aapp%3Dorders`), or, when that is longer than 240 bytes (a
+/// long or non-Latin service name), `+key-` and the UUID v5 of `K` in hex: the key itself
+/// is in every event of the file (its `target`), where [`targets`](StateLog::targets) reads
+/// it back, and events of another key are never returned.
 ///
 /// - `E.jsonl`: the events, one JSON object per line (see [`Event`] for the fields), in
 ///   append order. Each append writes its line with one write through an `O_APPEND`
@@ -171,7 +181,7 @@ impl StateLog for FileLog {
     }
 }
 
-/// `dir/<encoded target><suffix>`.
+/// `dir/<encoded target><suffix>`, or `dir/+key-<hash><suffix>` for a long key.
 fn file_path(dir: &Path, target: &str, suffix: &str) -> Result<PathBuf> {
     if target.is_empty() {
         return Err(Error::InvalidTarget {
@@ -179,12 +189,10 @@ fn file_path(dir: &Path, target: &str, suffix: &str) -> Result<PathBuf> {
             reason: "the target key is empty",
         });
     }
-    let stem = utf8_percent_encode(target, FILE_STEM).to_string();
+    let mut stem = utf8_percent_encode(target, FILE_STEM).to_string();
     if stem.len() > MAX_FILE_STEM {
-        return Err(Error::InvalidTarget {
-            target: target.to_owned(),
-            reason: "the target key is too long for a file name",
-        });
+        let hash = Uuid::new_v5(&HASHED_NAMESPACE, target.as_bytes()).simple();
+        stem = format!("{HASHED_PREFIX}{hash}");
     }
     Ok(dir.join(stem + suffix))
 }
@@ -270,7 +278,10 @@ fn history(dir: &Path, target: &str) -> Result<History> {
     file.read_to_end(&mut bytes)
         .map_err(Error::io("read", &path))?;
     drop(file);
-    Ok(parse_lines(&bytes))
+    let mut history = parse_lines(&bytes);
+    // A hashed file name holds one key's events; a collision would show another key's.
+    history.events.retain(|e| e.target == target);
+    Ok(history)
 }
 
 /// Reads JSON Lines: blank lines are skipped, unreadable ones reported with their number.
@@ -310,6 +321,7 @@ fn last(dir: &Path, target: &str, wanted: impl Fn(EventKind) -> bool) -> Result<
         parse_line::<KindOnly>(line)
             .filter(|k| wanted(k.kind))
             .and_then(|_| parse_line::<Event>(line))
+            .filter(|e| e.target == target)
     };
     let tail = read_tail(&mut file, len, parse).map_err(Error::io("read", &path))?;
     Ok(tail.last)
@@ -465,7 +477,11 @@ fn targets(dir: &Path) -> Result<Vec<String>> {
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LOG_SUFFIX)) else {
             continue;
         };
-        if let Ok(target) = percent_decode_str(stem).decode_utf8()
+        if stem.starts_with(HASHED_PREFIX) {
+            if let Some(target) = first_target(&entry.path())? {
+                targets.push(target);
+            }
+        } else if let Ok(target) = percent_decode_str(stem).decode_utf8()
             && !target.is_empty()
         {
             targets.push(target.into_owned());
@@ -473,6 +489,22 @@ fn targets(dir: &Path) -> Result<Vec<String>> {
     }
     targets.sort();
     Ok(targets)
+}
+
+/// The key of a hashed log: the `target` of its first readable event.
+fn first_target(path: &Path) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct TargetOnly {
+        target: String,
+    }
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(Error::io("read", path))?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .find_map(parse_line::<TargetOnly>)
+        .map(|t| t.target))
 }
 
 #[cfg(test)]
@@ -519,16 +551,60 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_overlong_targets_are_refused() {
+    fn an_empty_target_is_refused() {
+        assert!(matches!(
+            file_path(Path::new("/state"), "", LOG_SUFFIX),
+            Err(Error::InvalidTarget { .. })
+        ));
+    }
+
+    #[test]
+    fn long_and_non_latin_keys_get_a_stable_hashed_name_that_fits() {
         let dir = Path::new("/state");
-        assert!(matches!(
-            file_path(dir, "", LOG_SUFFIX),
-            Err(Error::InvalidTarget { .. })
-        ));
-        assert!(matches!(
-            file_path(dir, &"é".repeat(100), LOG_SUFFIX),
-            Err(Error::InvalidTarget { .. })
-        ));
+        for key in ["o".repeat(300), "é".repeat(100), "订单".repeat(50)] {
+            let path = file_path(dir, &key, LOG_SUFFIX).expect("valid");
+            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8");
+            assert!(name.starts_with(HASHED_PREFIX), "{name}");
+            assert!(name.len() < 64, "{name}");
+            assert_eq!(path, file_path(dir, &key, LOG_SUFFIX).expect("stable"));
+        }
+        assert_ne!(
+            file_path(dir, &"a".repeat(300), LOG_SUFFIX).expect("valid"),
+            file_path(dir, &"b".repeat(300), LOG_SUFFIX).expect("valid")
+        );
+        // A key whose encoding fits keeps its readable name (existing logs stay found).
+        assert_eq!(
+            file_path(dir, &"o".repeat(240), LOG_SUFFIX).expect("valid"),
+            dir.join("o".repeat(240) + LOG_SUFFIX)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_key_is_logged_listed_and_locked_like_a_short_one() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let log = FileLog::open(tmp.path()).expect("open");
+        let key = "订单-".repeat(60);
+        log.append(Event::new(key.as_str(), EventKind::Completed))
+            .await
+            .expect("append");
+        log.append(Event::new("orders", EventKind::Completed))
+            .await
+            .expect("append");
+        let history = log.history(&key).await.expect("history");
+        assert_eq!(history.events.len(), 1);
+        assert_eq!(history.events[0].target, key);
+        assert_eq!(
+            log.last(&key).await.expect("last").map(|e| e.target),
+            Some(key.clone())
+        );
+        let mut want = vec![key.clone(), "orders".to_owned()];
+        want.sort();
+        assert_eq!(log.targets().await.expect("targets"), want);
+        let lease = log
+            .acquire(LeaseRequest::new(key.as_str(), "me", Duration::from_secs(60)))
+            .await
+            .expect("lease");
+        log.release(lease).await.expect("release");
     }
 
     #[test]

@@ -60,6 +60,22 @@ pub struct ServiceStatus {
     pub upstream: Option<UpstreamStatus>,
     /// `blue`, `green` (or another color tag) when the naming convention or tags tell.
     pub active_color: Option<String>,
+    /// The `route` strategy's shape: a `<base>-blue`/`<base>-green` pair of services whose
+    /// routes move between them. `service` and `routes` are then those of the service holding
+    /// the routes. Left out for other shapes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_pair: Option<Vec<PairMember>>,
+}
+
+/// One service of a route pair and how many routes it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairMember {
+    /// Its name (or id).
+    pub service: String,
+    /// Its color, if named or tagged.
+    pub color: Option<String>,
+    /// Routes pointing at it.
+    pub routes: usize,
 }
 
 /// The Kong node behind a report.
@@ -137,36 +153,116 @@ pub struct TargetStatus {
 
 /// Reads the service, its routes, the upstream its host names (if any) and that upstream's
 /// targets with health, concurrently where the reads do not depend on each other.
+///
+/// `service` may also name the `route` strategy's pair, by its base name (`orders` for
+/// `orders-blue`/`orders-green`) or by either side: when it is not a service whose host is
+/// an upstream and the pair exists, the status is that of the service holding the routes,
+/// with [`ServiceStatus::route_pair`] set. A name that is neither is Kong's 404.
 pub async fn service_status(
     client: &KongClient,
     service: &NameOrId,
     sides: &Sides,
 ) -> crate::admin::Result<ServiceStatus> {
     let services = client.services();
-    let (node, svc, routes) = futures::try_join!(
-        client.node(),
-        services.get(service),
-        client.routes_of_service(service),
-    )?;
-    let upstream = upstream_status(client, &svc, sides, node.mode).await?;
-    let service_color = svc
-        .name
-        .as_deref()
-        .and_then(|n| sides.color_of(n, svc.tags.as_deref()));
+    let (node, svc) = futures::try_join!(client.node(), services.get_opt(service))?;
+    let upstream = match &svc {
+        Some(svc) => upstream_status(client, svc, sides, node.mode).await?,
+        None => None,
+    };
+    let pair = match (&svc, &upstream) {
+        (Some(_), Some(_)) => None,
+        _ => route_pair(client, service, svc.as_ref(), sides).await?,
+    };
+    let kong = KongSummary {
+        version: node.info.version.clone(),
+        mode: node.mode,
+    };
+    if let Some(pair) = pair {
+        return Ok(pair_status(kong, pair, sides));
+    }
+    let svc = match svc {
+        Some(svc) => svc,
+        // Neither a service nor a pair: Kong's own 404 for the name (or the service, if it
+        // was created meanwhile).
+        None => services.get(service).await?,
+    };
+    let routes = client.routes_of_service(service).await?;
+    let service_color = sides.color_of(svc.key(), svc.tags.as_deref());
     let active_color = match &upstream {
         Some(u) => u.color.clone().or_else(|| weighted_color(&u.targets)),
         None => service_color.clone(),
     };
     Ok(ServiceStatus {
-        kong: KongSummary {
-            version: node.info.version.clone(),
-            mode: node.mode,
-        },
+        kong,
         service: summarize_service(&svc, service_color),
         routes: routes.iter().map(summarize_route).collect(),
         upstream,
         active_color,
+        route_pair: None,
     })
+}
+
+/// The services of a route pair with their routes, when at least two of the names exist
+/// (or one, when `name` itself is not a service).
+async fn route_pair(
+    client: &KongClient,
+    name: &NameOrId,
+    found: Option<&Service>,
+    sides: &Sides,
+) -> crate::admin::Result<Option<Vec<(Service, Vec<Route>)>>> {
+    let key = name.as_str();
+    let base = key
+        .strip_suffix(sides.blue_suffix.as_str())
+        .or_else(|| key.strip_suffix(sides.green_suffix.as_str()))
+        .unwrap_or(key);
+    let names: Vec<String> = [&sides.blue_suffix, &sides.green_suffix]
+        .iter()
+        .map(|suffix| format!("{base}{suffix}"))
+        .filter(|n| n != key)
+        .collect();
+    let others = futures::future::try_join_all(
+        names
+            .iter()
+            .map(|n| async move { client.services().get_opt(&NameOrId::from(n.as_str())).await }),
+    )
+    .await?;
+    let mut members: Vec<Service> = found.cloned().into_iter().collect();
+    members.extend(others.into_iter().flatten());
+    let enough = if found.is_some() { 2 } else { 1 };
+    if members.len() < enough {
+        return Ok(None);
+    }
+    let routes = futures::future::try_join_all(members.iter().map(|s| {
+        let key = NameOrId::from(s.id.as_deref().unwrap_or(s.key()));
+        async move { client.routes_of_service(&key).await }
+    }))
+    .await?;
+    Ok(Some(members.into_iter().zip(routes).collect()))
+}
+
+/// The status of a route pair: the service holding the routes (the first one, if both or
+/// neither do: then no color is active).
+fn pair_status(kong: KongSummary, pair: Vec<(Service, Vec<Route>)>, sides: &Sides) -> ServiceStatus {
+    let holding: Vec<usize> = (0..pair.len()).filter(|i| !pair[*i].1.is_empty()).collect();
+    let shown = holding.first().copied().unwrap_or(0);
+    let color = |s: &Service| sides.color_of(s.key(), s.tags.as_deref());
+    let (svc, routes) = &pair[shown];
+    ServiceStatus {
+        kong,
+        service: summarize_service(svc, color(svc)),
+        routes: routes.iter().map(summarize_route).collect(),
+        upstream: None,
+        active_color: if holding.len() == 1 { color(svc) } else { None },
+        route_pair: Some(
+            pair.iter()
+                .map(|(s, r)| PairMember {
+                    service: s.key().to_owned(),
+                    color: color(s),
+                    routes: r.len(),
+                })
+                .collect(),
+        ),
+    }
 }
 
 async fn upstream_status(

@@ -71,6 +71,10 @@ impl Render for StatusReport {
             Some(e) => writeln!(out, "last event: {}", event_line(e))?,
             None => writeln!(out, "last event: none recorded")?,
         }
+        if let Some(run) = self.drift.run_id {
+            // The id `history` shows for each event of the run, to find them in the log.
+            writeln!(out, "last run: {run}")?;
+        }
         let verdict = match self.drift.state {
             DriftState::NoHistory => "nothing recorded to compare",
             DriftState::InSync => "Kong matches the log",
@@ -85,6 +89,12 @@ impl Render for StatusReport {
             DriftState::Drifted | DriftState::DanglingIntent
         ) {
             writeln!(out, "  {}", self.drift.message)?;
+            writeln!(
+                out,
+                "  see its events with `kong-switch history {target}`; `kong-switch rollback {target}` restores the start of run {}",
+                or_dash(self.drift.run_id),
+                target = self.drift.target
+            )?;
             for v in self.drift.values.iter().filter(|v| v.expected != v.kong) {
                 writeln!(
                     out,
@@ -116,6 +126,21 @@ fn render_kong_view(view: &ServiceStatus, out: &mut dyn Write) -> io::Result<()>
         view.kong.version,
         view.kong.mode
     )?;
+    if let Some(pair) = &view.route_pair {
+        let members: Vec<String> = pair
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({}) {} route{}",
+                    m.service,
+                    m.color.as_deref().unwrap_or("no color"),
+                    m.routes,
+                    if m.routes == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        writeln!(out, "  route pair: {}", members.join(", "))?;
+    }
     for route in &view.routes {
         writeln!(
             out,

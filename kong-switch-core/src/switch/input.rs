@@ -71,7 +71,7 @@ impl DurationRange {
 
     /// Parses `text` with [`parse_duration`] and checks it lies in the range.
     pub fn parse(self, field: &'static str, text: &str) -> Result<Duration> {
-        self.check(field, parse_duration_of(field, text)?)
+        self.check(field, parse_bounded(field, text, self.max)?)
     }
 }
 
@@ -100,10 +100,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 /// assert!(parse_duration("-1").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    parse_duration_of("duration", text)
+    parse_bounded("duration", text, MAX_DURATION)
 }
 
-pub(crate) fn parse_duration_of(field: &'static str, text: &str) -> Result<Duration> {
+/// [`parse_duration`] refusing values longer than `max` (at most [`MAX_DURATION`]).
+fn parse_bounded(field: &'static str, text: &str, max: Duration) -> Result<Duration> {
+    let max = max.min(MAX_DURATION);
     let value = text.trim();
     let invalid = |why: String| {
         Error::invalid(
@@ -121,20 +123,20 @@ pub(crate) fn parse_duration_of(field: &'static str, text: &str) -> Result<Durat
         Ok(secs) if secs < 0.0 => {
             return Err(invalid(format!("`{value}` is negative")));
         }
-        Ok(secs) if secs > MAX_DURATION.as_secs_f64() => {
+        Ok(secs) if secs > max.as_secs_f64() => {
             return Err(invalid(format!(
                 "`{value}` seconds is too long (the most is {})",
-                show(MAX_DURATION)
+                show(max)
             )));
         }
         Ok(secs) => Duration::from_secs_f64(secs),
         Err(_) => humantime::parse_duration(value)
             .map_err(|e| invalid(format!("`{value}` is not a duration ({e})")))?,
     };
-    if parsed > MAX_DURATION {
+    if parsed > max {
         return Err(invalid(format!(
             "`{value}` is too long (the most is {})",
-            show(MAX_DURATION)
+            show(max)
         )));
     }
     Ok(parsed)

@@ -23,4 +23,4 @@ pub use config::{AdminConfig, AdminConfigBuilder, RetryPolicy};
 pub use error::{Error, KongError, Result};
 pub use handles::{Entities, ListParams, MAX_PAGE_SIZE, TagFilter, Targets, Upstreams};
 pub use node::Node;
-pub use request::{AdminRequest, Method, encode_segment};
+pub use request::{AdminRequest, Method, brief, encode_segment};

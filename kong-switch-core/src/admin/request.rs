@@ -72,6 +72,11 @@ pub struct AdminRequest {
     /// JSON body, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
+    /// What the write changes, in words, for a body too large to show: a DB-less node's
+    /// `POST /config` carries the whole declarative configuration, and is shown as
+    /// `POST /config (service orders: host orders-blue → orders-green)`. Never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl AdminRequest {
@@ -82,6 +87,7 @@ impl AdminRequest {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            summary: None,
         }
     }
 
@@ -104,21 +110,84 @@ impl AdminRequest {
         self
     }
 
+    /// Sets what the write changes, in words (see [`AdminRequest::summary`]).
+    #[must_use]
+    pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
+    }
+
     /// Whether this request changes Kong.
     pub fn is_write(&self) -> bool {
         !self.method.is_read()
     }
+
+    /// Whether the body is a whole declarative configuration (`POST /config`): shown by its
+    /// summary, never in full.
+    pub fn is_declarative(&self) -> bool {
+        self.method == Method::Post && self.path == "/config"
+    }
+
+    /// The request as reports show it: the same, without the body of a declarative
+    /// configuration (its [`summary`](AdminRequest::summary) says what changed).
+    pub fn brief(&self) -> AdminRequest {
+        if !self.is_declarative() {
+            return self.clone();
+        }
+        AdminRequest {
+            method: self.method,
+            path: self.path.clone(),
+            query: self.query.clone(),
+            body: None,
+            summary: Some(self.describe_declarative()),
+        }
+    }
+
+    /// The summary of a declarative write, or its size when it has none.
+    fn describe_declarative(&self) -> String {
+        self.summary.clone().unwrap_or_else(|| {
+            let bytes = self.body.as_ref().map_or(0, |b| b.to_string().len());
+            format!("declarative configuration, {bytes} bytes")
+        })
+    }
+}
+
+/// Serde helpers for reports: requests serialized [`brief`](AdminRequest::brief), so a
+/// DB-less write is `{"method", "path", "summary"}` instead of the whole configuration.
+pub mod brief {
+    use serde::Serializer;
+    use serde::ser::SerializeSeq;
+
+    use super::AdminRequest;
+
+    /// Serializes one request briefly.
+    pub fn one<S: Serializer>(request: &AdminRequest, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&request.brief(), s)
+    }
+
+    /// Serializes a list of requests briefly.
+    pub fn many<S: Serializer>(requests: &[AdminRequest], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(requests.len()))?;
+        for request in requests {
+            seq.serialize_element(&request.brief())?;
+        }
+        seq.end()
+    }
 }
 
 impl fmt::Display for AdminRequest {
-    /// `PATCH /services/orders {"host":"orders-green"}`: the form the dry run prints.
+    /// `PATCH /services/orders {"host":"orders-green"}`: the form the dry run prints. A
+    /// declarative configuration is shown by what it changes:
+    /// `POST /config (service orders: host orders-blue → orders-green)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.method, self.path)?;
         for (i, (k, v)) in self.query.iter().enumerate() {
             let sep = if i == 0 { '?' } else { '&' };
             write!(f, "{sep}{}={}", encode_query(k), encode_query(v))?;
         }
-        if let Some(body) = &self.body {
+        if self.is_declarative() {
+            write!(f, " ({})", self.describe_declarative())?;
+        } else if let Some(body) = &self.body {
             write!(f, " {body}")?;
         }
         Ok(())

@@ -278,6 +278,31 @@ impl Change {
         }
     }
 
+    /// What undoing the change does: the description with the sides swapped.
+    fn undo_description(&self) -> String {
+        match self {
+            Change::ServiceHost {
+                service_key,
+                from,
+                to,
+                ..
+            } => format!("service {service_key}: host {to} → {from}"),
+            Change::RouteService {
+                route_key,
+                from_name,
+                to_name,
+                ..
+            } => format!("route {route_key}: service {to_name} → {from_name}"),
+            Change::TargetWeight {
+                upstream,
+                address,
+                from,
+                to,
+                ..
+            } => format!("upstream {upstream}: target {address} weight {to} → {from}"),
+        }
+    }
+
     fn check(&self) -> Check {
         match self {
             Change::ServiceHost {
@@ -661,11 +686,12 @@ pub(crate) fn render_declarative_steps(
         for c in &in_stage {
             apply_to_document(&mut next, &c.change)?;
         }
+        let description = describe_all(&in_stage, Change::description);
         steps.push(Step {
-            description: describe_all(&in_stage),
+            request: post(&next).with_summary(description.clone()),
+            undo: post(&current).with_summary(describe_all(&in_stage, Change::undo_description)),
+            description,
             stage,
-            request: post(&next),
-            undo: post(&current),
             checks: in_stage.iter().map(|c| c.change.check()).collect(),
         });
         current = next;
@@ -675,12 +701,12 @@ pub(crate) fn render_declarative_steps(
 
 /// What one `POST /config` changes: every change for a few, the first ones and a count for
 /// a batch.
-fn describe_all(changes: &[&StagedChange]) -> String {
+fn describe_all(changes: &[&StagedChange], describe: fn(&Change) -> String) -> String {
     const SHOWN: usize = 3;
     let mut text = changes
         .iter()
         .take(SHOWN)
-        .map(|c| c.change.description())
+        .map(|c| describe(&c.change))
         .collect::<Vec<_>>()
         .join("; ");
     if changes.len() > SHOWN {

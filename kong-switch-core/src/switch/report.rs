@@ -2,11 +2,14 @@
 //!
 //! These types are the CLI's `--output json`: field names and enum spellings are stable.
 //! Durations are whole milliseconds (`*_ms`). Optional fields are left out when unset.
+//! Writes are `{"method", "path", "query"?, "body"?}`; a DB-less `POST /config` is
+//! `{"method", "path", "summary"}`: what it changes, never the whole configuration (which only
+//! the intent in the state log keeps, to undo it).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, brief};
 
 use super::gates::GateOutcome;
 use super::plan::{Plan, Side};
@@ -58,7 +61,8 @@ pub struct StepReport {
     pub stage: usize,
     /// What the step does.
     pub description: String,
-    /// The write.
+    /// The write (a DB-less `POST /config` by its summary, without the configuration).
+    #[serde(serialize_with = "brief::one")]
     pub request: AdminRequest,
     /// What became of it.
     pub status: StepStatus,
@@ -131,6 +135,7 @@ pub struct RollbackReport {
     /// Where traffic was left.
     pub restored: RestoredTo,
     /// The undo writes sent, in order (only those whose value differed in Kong).
+    #[serde(serialize_with = "brief::many")]
     pub writes: Vec<AdminRequest>,
     /// How Kong was waited for after the undo writes (the router delay, or the data planes
     /// in hybrid mode); empty when nothing was written back or the run was interrupted.
@@ -273,6 +278,7 @@ pub struct Recovery {
     /// What was done: `recorded as completed`, `recorded as rolled back`, `restored the start`.
     pub action: String,
     /// Writes made to restore consistency.
+    #[serde(serialize_with = "brief::many")]
     pub writes: Vec<AdminRequest>,
 }
 
@@ -296,8 +302,10 @@ pub struct SwitchReport {
     /// Every gate, passed or not.
     pub gates: Vec<GateOutcome>,
     /// Writes sent in order (dry run: the writes that would be sent).
+    #[serde(serialize_with = "brief::many")]
     pub writes: Vec<AdminRequest>,
     /// The planned undo, in order (what a rollback would send after the whole plan).
+    #[serde(serialize_with = "brief::many")]
     pub undo: Vec<AdminRequest>,
     /// Every planned step and what became of it.
     pub steps: Vec<StepReport>,
@@ -346,6 +354,7 @@ pub struct BatchReport {
     pub gates: Vec<GateTally>,
     /// Every write sent, in the order the responses arrived (dry run: the writes that would
     /// be sent). A DB-less node gets one `POST /config` for the whole batch.
+    #[serde(serialize_with = "brief::many")]
     pub writes: Vec<AdminRequest>,
     /// The rollback, if one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -407,7 +407,7 @@ where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let n = value.trim().parse::<T>().map_err(|_| {
-        format!("`{value}` is not a whole number; give one from {min} to {max}")
+        format!("`{value}` is not a whole number (or is far too large); give e.g. {min}")
     })?;
     switch::check_count("count", n, min, max).map_err(reason)
 }
@@ -543,12 +543,17 @@ mod tests {
             ("1e30", |v| parse_lease_ttl(v).map(drop), "too long"),
             ("0s", |v| parse_lease_ttl(v).map(drop), "too short"),
             ("-5", |v| parse_bake(v).map(drop), "negative"),
-            ("0", |v| parse_probe_count(v).map(drop), "from 1 to 1000"),
-            ("-1", |v| parse_verify_count(v).map(drop), "not a whole number"),
-            ("0", |v| parse_parallelism(v).map(drop), "from 1"),
-            ("0", |v| parse_min_targets(v).map(drop), "from 1"),
-            ("0", |v| parse_limit(v).map(drop), "from 1"),
-            ("99", |v| parse_http_status(v).map(drop), "from 100 to 599"),
+            ("0", |v| parse_probe_count(v).map(drop), "at least 1"),
+            ("1001", |v| parse_probe_count(v).map(drop), "at most 1000"),
+            (
+                "-1",
+                |v| parse_verify_count(v).map(drop),
+                "not a whole number",
+            ),
+            ("0", |v| parse_parallelism(v).map(drop), "at least 1"),
+            ("0", |v| parse_min_targets(v).map(drop), "at least 1"),
+            ("0", |v| parse_limit(v).map(drop), "at least 1"),
+            ("99", |v| parse_http_status(v).map(drop), "at least 100"),
             ("NaN", |v| parse_fraction(v).map(drop), "fraction"),
             ("1.5", |v| parse_fraction(v).map(drop), "fraction"),
             ("", |v| parse_suffix(v).map(drop), "empty"),
@@ -556,7 +561,11 @@ mod tests {
             ("a=b", |v| parse_tag_key(v).map(drop), "tag key"),
             ("\t", |v| parse_label(v).map(drop), "empty"),
             ("", |v| parse_probe_body(v).map(drop), "empty"),
-            ("x color=green", |v| parse_header_match(v).map(drop), "header name"),
+            (
+                "x color=green",
+                |v| parse_header_match(v).map(drop),
+                "header name",
+            ),
         ];
         for (value, parse, needle) in cases {
             let err = parse(value).expect_err(value);

@@ -260,11 +260,14 @@ async fn status_of_an_unknown_service_exits_5_naming_it() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not found"})))
         .mount(&kong)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/services/nope/routes"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not found"})))
-        .mount(&kong)
-        .await;
+    // Nor is it the base name of a route strategy's pair.
+    for side in ["nope-blue", "nope-green"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/services/{side}")))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not found"})))
+            .mount(&kong)
+            .await;
+    }
     let out = kong_switch(&["--admin-url", &kong.uri(), "status", "nope"]);
     assert_eq!(out.status.code(), Some(5), "stderr: {}", stderr(&out));
     let err = stderr(&out);

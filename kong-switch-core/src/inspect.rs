@@ -242,7 +242,11 @@ async fn route_pair(
 
 /// The status of a route pair: the service holding the routes (the first one, if both or
 /// neither do: then no color is active).
-fn pair_status(kong: KongSummary, pair: Vec<(Service, Vec<Route>)>, sides: &Sides) -> ServiceStatus {
+fn pair_status(
+    kong: KongSummary,
+    pair: Vec<(Service, Vec<Route>)>,
+    sides: &Sides,
+) -> ServiceStatus {
     let holding: Vec<usize> = (0..pair.len()).filter(|i| !pair[*i].1.is_empty()).collect();
     let shown = holding.first().copied().unwrap_or(0);
     let color = |s: &Service| sides.color_of(s.key(), s.tags.as_deref());

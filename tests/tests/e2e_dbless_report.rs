@@ -84,7 +84,8 @@ async fn dbless_reports_say_what_changed_not_the_whole_configuration() {
     assert!(run.stdout.len() < SMALL, "{} bytes", run.stdout.len());
     assert!(run.stderr.len() < SMALL, "{} bytes", run.stderr.len());
     assert!(
-        run.stderr.contains("applied: service demo: host demo-blue → demo-green"),
+        run.stderr
+            .contains("applied: service demo: host demo-blue → demo-green"),
         "{}",
         run.stderr
     );
@@ -95,7 +96,10 @@ async fn dbless_reports_say_what_changed_not_the_whole_configuration() {
     let text = back.to_string();
     assert!(text.len() < SMALL, "{} bytes: {text}", text.len());
     assert!(!text.contains("other-599"), "{text}");
-    assert_eq!(back["steps"][0]["request"]["summary"], "service demo: host demo-green → demo-blue");
+    assert_eq!(
+        back["steps"][0]["request"]["summary"],
+        "service demo: host demo-green → demo-blue"
+    );
 
     // The intent keeps the whole configuration: what an undo needs.
     let events = cli.history("demo").await;

@@ -22,61 +22,261 @@ const fn case(what: &'static str, args: &'static [&'static str], names: &'static
 
 const CASES: &[Case] = &[
     // Sides.
-    case("empty green suffix", &["switch", "{S}", "--green-suffix="], "--green-suffix"),
-    case("empty blue suffix", &["switch", "{S}", "--blue-suffix="], "--blue-suffix"),
-    case("equal suffixes", &["switch", "{S}", "--blue-suffix=-x", "--green-suffix=-x"], "--green-suffix"),
-    case("suffixes ending alike", &["switch", "{S}", "--blue-suffix=-b", "--green-suffix=x-b"], "--green-suffix"),
-    case("suffix with a space", &["switch", "{S}", "--green-suffix=- green"], "--green-suffix"),
-    case("empty color tag", &["switch", "{S}", "--color-tag="], "--color-tag"),
-    case("status: empty green suffix", &["status", "{S}", "--green-suffix="], "--green-suffix"),
-    case("status: equal suffixes", &["status", "{S}", "--blue-suffix=-x", "--green-suffix=-x"], "--green-suffix"),
+    case(
+        "empty green suffix",
+        &["switch", "{S}", "--green-suffix="],
+        "--green-suffix",
+    ),
+    case(
+        "empty blue suffix",
+        &["switch", "{S}", "--blue-suffix="],
+        "--blue-suffix",
+    ),
+    case(
+        "equal suffixes",
+        &["switch", "{S}", "--blue-suffix=-x", "--green-suffix=-x"],
+        "--green-suffix",
+    ),
+    case(
+        "suffixes ending alike",
+        &["switch", "{S}", "--blue-suffix=-b", "--green-suffix=x-b"],
+        "--green-suffix",
+    ),
+    case(
+        "suffix with a space",
+        &["switch", "{S}", "--green-suffix=- green"],
+        "--green-suffix",
+    ),
+    case(
+        "empty color tag",
+        &["switch", "{S}", "--color-tag="],
+        "--color-tag",
+    ),
+    case(
+        "status: empty green suffix",
+        &["status", "{S}", "--green-suffix="],
+        "--green-suffix",
+    ),
+    case(
+        "status: equal suffixes",
+        &["status", "{S}", "--blue-suffix=-x", "--green-suffix=-x"],
+        "--green-suffix",
+    ),
     // Durations: overflowing, zero, negative, NaN, infinite, absurd.
-    case("timeout 1e300", &["--timeout", "1e300", "switch", "{S}"], "--timeout"),
-    case("timeout 0", &["--timeout", "0", "switch", "{S}"], "--timeout"),
-    case("timeout NaN", &["--timeout", "NaN", "status", "{S}"], "--timeout"),
-    case("timeout a year", &["--timeout", "365d", "ping"], "--timeout"),
-    case("lease ttl 1e30", &["switch", "{S}", "--lease-ttl", "1e30"], "--lease-ttl"),
-    case("lease ttl 0", &["switch", "{S}", "--lease-ttl", "0s"], "--lease-ttl"),
-    case("rollback lease ttl inf", &["rollback", "{S}", "--lease-ttl", "inf"], "--lease-ttl"),
-    case("probe timeout 1e300", &["switch", "{S}", "--probe", "{U}", "--probe-timeout", "1e300"], "--probe-timeout"),
-    case("probe timeout 0", &["switch", "{S}", "--probe", "{U}", "--probe-timeout", "0ms"], "--probe-timeout"),
-    case("verify for 0", &["switch", "{S}", "--verify", "{U}", "--verify-for", "0"], "--verify-for"),
-    case("verify for -1", &["switch", "{S}", "--verify", "{U}", "--verify-for=-1"], "--verify-for"),
-    case("converge timeout 1e300", &["switch", "{S}", "--converge-timeout", "1e300"], "--converge-timeout"),
-    case("p95 latency 0", &["switch", "{S}", "--verify", "{U}", "--p95-latency", "0"], "--p95-latency"),
-    case("max latency empty", &["switch", "{S}", "--verify", "{U}", "--max-latency="], "--max-latency"),
-    case("dp timeout inf", &["switch", "{S}", "--dp-timeout", "inf"], "--dp-timeout"),
-    case("rollback dp timeout 0", &["rollback", "{S}", "--dp-timeout", "0"], "--dp-timeout"),
-    case("bake 100 years", &["shift", "{S}", "--bake", "100y"], "--bake"),
+    case(
+        "timeout 1e300",
+        &["--timeout", "1e300", "switch", "{S}"],
+        "--timeout",
+    ),
+    case(
+        "timeout 0",
+        &["--timeout", "0", "switch", "{S}"],
+        "--timeout",
+    ),
+    case(
+        "timeout NaN",
+        &["--timeout", "NaN", "status", "{S}"],
+        "--timeout",
+    ),
+    case(
+        "timeout a year",
+        &["--timeout", "365d", "ping"],
+        "--timeout",
+    ),
+    case(
+        "lease ttl 1e30",
+        &["switch", "{S}", "--lease-ttl", "1e30"],
+        "--lease-ttl",
+    ),
+    case(
+        "lease ttl 0",
+        &["switch", "{S}", "--lease-ttl", "0s"],
+        "--lease-ttl",
+    ),
+    case(
+        "rollback lease ttl inf",
+        &["rollback", "{S}", "--lease-ttl", "inf"],
+        "--lease-ttl",
+    ),
+    case(
+        "probe timeout 1e300",
+        &[
+            "switch",
+            "{S}",
+            "--probe",
+            "{U}",
+            "--probe-timeout",
+            "1e300",
+        ],
+        "--probe-timeout",
+    ),
+    case(
+        "probe timeout 0",
+        &["switch", "{S}", "--probe", "{U}", "--probe-timeout", "0ms"],
+        "--probe-timeout",
+    ),
+    case(
+        "verify for 0",
+        &["switch", "{S}", "--verify", "{U}", "--verify-for", "0"],
+        "--verify-for",
+    ),
+    case(
+        "verify for -1",
+        &["switch", "{S}", "--verify", "{U}", "--verify-for=-1"],
+        "--verify-for",
+    ),
+    case(
+        "converge timeout 1e300",
+        &["switch", "{S}", "--converge-timeout", "1e300"],
+        "--converge-timeout",
+    ),
+    case(
+        "p95 latency 0",
+        &["switch", "{S}", "--verify", "{U}", "--p95-latency", "0"],
+        "--p95-latency",
+    ),
+    case(
+        "max latency empty",
+        &["switch", "{S}", "--verify", "{U}", "--max-latency="],
+        "--max-latency",
+    ),
+    case(
+        "dp timeout inf",
+        &["switch", "{S}", "--dp-timeout", "inf"],
+        "--dp-timeout",
+    ),
+    case(
+        "rollback dp timeout 0",
+        &["rollback", "{S}", "--dp-timeout", "0"],
+        "--dp-timeout",
+    ),
+    case(
+        "bake 100 years",
+        &["shift", "{S}", "--bake", "100y"],
+        "--bake",
+    ),
     case("bake negative", &["shift", "{S}", "--bake=-5"], "--bake"),
-    case("steps bake overflowing", &["shift", "{S}", "--steps", "linear-25-every-1e300"], "--steps"),
-    case("steps not ascending", &["shift", "{S}", "--steps", "50,25,100"], "--steps"),
+    case(
+        "steps bake overflowing",
+        &["shift", "{S}", "--steps", "linear-25-every-1e300"],
+        "--steps",
+    ),
+    case(
+        "steps not ascending",
+        &["shift", "{S}", "--steps", "50,25,100"],
+        "--steps",
+    ),
     // Counts and fractions.
-    case("probe count 0", &["switch", "{S}", "--probe", "{U}", "--probe-count", "0"], "--probe-count"),
-    case("probe count absurd", &["switch", "{S}", "--probe", "{U}", "--probe-count", "4294967295"], "--probe-count"),
-    case("probe status 0", &["switch", "{S}", "--probe", "{U}", "--probe-status", "0"], "--probe-status"),
-    case("verify count 0", &["switch", "{S}", "--verify", "{U}", "--verify-count", "0"], "--verify-count"),
-    case("min targets 0", &["switch", "{S}", "--min-targets", "0"], "--min-targets"),
-    case("min healthy NaN", &["switch", "{S}", "--min-healthy", "NaN"], "--min-healthy"),
-    case("min healthy 1.5", &["switch", "{S}", "--min-healthy", "1.5"], "--min-healthy"),
-    case("min success negative", &["switch", "{S}", "--verify", "{U}", "--min-success=-0.1"], "--min-success"),
-    case("parallelism 0", &["switch", "{S}", "--parallelism", "0"], "--parallelism"),
-    case("rollback parallelism absurd", &["rollback", "{S}", "--parallelism", "99999999"], "--parallelism"),
-    case("history limit 0", &["history", "{S}", "--limit", "0"], "--limit"),
+    case(
+        "probe count 0",
+        &["switch", "{S}", "--probe", "{U}", "--probe-count", "0"],
+        "--probe-count",
+    ),
+    case(
+        "probe count absurd",
+        &[
+            "switch",
+            "{S}",
+            "--probe",
+            "{U}",
+            "--probe-count",
+            "4294967295",
+        ],
+        "--probe-count",
+    ),
+    case(
+        "probe status 0",
+        &["switch", "{S}", "--probe", "{U}", "--probe-status", "0"],
+        "--probe-status",
+    ),
+    case(
+        "verify count 0",
+        &["switch", "{S}", "--verify", "{U}", "--verify-count", "0"],
+        "--verify-count",
+    ),
+    case(
+        "min targets 0",
+        &["switch", "{S}", "--min-targets", "0"],
+        "--min-targets",
+    ),
+    case(
+        "min healthy NaN",
+        &["switch", "{S}", "--min-healthy", "NaN"],
+        "--min-healthy",
+    ),
+    case(
+        "min healthy 1.5",
+        &["switch", "{S}", "--min-healthy", "1.5"],
+        "--min-healthy",
+    ),
+    case(
+        "min success negative",
+        &["switch", "{S}", "--verify", "{U}", "--min-success=-0.1"],
+        "--min-success",
+    ),
+    case(
+        "parallelism 0",
+        &["switch", "{S}", "--parallelism", "0"],
+        "--parallelism",
+    ),
+    case(
+        "rollback parallelism absurd",
+        &["rollback", "{S}", "--parallelism", "99999999"],
+        "--parallelism",
+    ),
+    case(
+        "history limit 0",
+        &["history", "{S}", "--limit", "0"],
+        "--limit",
+    ),
     // Names, tags, labels, headers.
     case("empty service", &["switch", ""], "SERVICE"),
     case("blank service", &["switch", "  "], "SERVICE"),
     case("status of an empty service", &["status", ""], "SERVICE"),
     case("rollback of an empty target", &["rollback", ""], "TARGET"),
-    case("history of an empty tag target", &["history", "tag:"], "TARGET"),
+    case(
+        "history of an empty tag target",
+        &["history", "tag:"],
+        "TARGET",
+    ),
     case("empty tag", &["switch", "--tag", ""], "--tag"),
     case("tag with a comma", &["switch", "--tag", "a,b"], "--tag"),
     case("empty destination", &["switch", "{S}", "--to", ""], "--to"),
     case("empty actor", &["switch", "{S}", "--actor", ""], "--actor"),
-    case("environment with a newline", &["switch", "{S}", "--environment", "prod\nforged"], "--environment"),
-    case("bad expect header", &["switch", "{S}", "--verify", "{U}", "--expect-header", "x color=green"], "--expect-header"),
-    case("probe header without =", &["switch", "{S}", "--probe", "{U}", "--probe-header", "x-color"], "--probe-header"),
-    case("empty probe body", &["switch", "{S}", "--probe", "{U}", "--probe-body="], "--probe-body"),
+    case(
+        "environment with a newline",
+        &["switch", "{S}", "--environment", "prod\nforged"],
+        "--environment",
+    ),
+    case(
+        "bad expect header",
+        &[
+            "switch",
+            "{S}",
+            "--verify",
+            "{U}",
+            "--expect-header",
+            "x color=green",
+        ],
+        "--expect-header",
+    ),
+    case(
+        "probe header without =",
+        &[
+            "switch",
+            "{S}",
+            "--probe",
+            "{U}",
+            "--probe-header",
+            "x-color",
+        ],
+        "--probe-header",
+    ),
+    case(
+        "empty probe body",
+        &["switch", "{S}", "--probe", "{U}", "--probe-body="],
+        "--probe-body",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +313,11 @@ async fn every_bad_flag_value_exits_2_naming_the_flag_and_writes_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert_eq!(host_of(&env, &p.base).await, p.blue_up, "Kong still on blue");
+    assert_eq!(
+        host_of(&env, &p.base).await,
+        p.blue_up,
+        "Kong still on blue"
+    );
     assert!(
         cli.history(&p.base).await.is_empty(),
         "nothing recorded in the state log"
@@ -125,7 +329,13 @@ async fn a_usage_error_in_json_output_is_a_json_document_with_exit_code_2() {
     let env = Env::start().await;
     let cli = Cli::new(&env);
     let run = cli
-        .run(&["--output", "json", "switch", "orders", "--green-suffix=-blue"])
+        .run(&[
+            "--output",
+            "json",
+            "switch",
+            "orders",
+            "--green-suffix=-blue",
+        ])
         .await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     let doc = run.json();

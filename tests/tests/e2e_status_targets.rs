@@ -23,8 +23,10 @@ async fn route_pair(env: &Env) -> (String, Vec<Backend>) {
             env,
             "POST",
             "/services",
-            Some(json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
-                         "port": backend.port() })),
+            Some(
+                json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
+                         "port": backend.port() }),
+            ),
             201,
         )
         .await;
@@ -68,7 +70,11 @@ async fn status_finds_a_route_switch_by_the_name_it_was_switched_under() {
         let text = cli.run(&["status", &switched_as]).await;
         assert_eq!(text.code, Some(0), "{}", text.stderr);
         assert!(text.stdout.contains("route pair: "), "{}", text.stdout);
-        assert!(text.stdout.contains(&format!("active: {to}")), "{}", text.stdout);
+        assert!(
+            text.stdout.contains(&format!("active: {to}")),
+            "{}",
+            text.stdout
+        );
     }
     // Either side's own name shows where the routes are, not the side's color.
     let (code, status) = cli.json(&["status", &format!("{base}-green")]).await;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::switch::{
-    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, GateOutcome,
-    HybridReport, LatencyBound, NodeConvergence, OnFailure, Outcome, Probe, Schedule, Sides,
-    StepStatus, Strategy, SwitchReport, SwitchRequest, SwitchTarget, VerificationReport,
-    VerifyAmount, VerifyConfig, WeightsOptions,
+    BatchReport, DeploymentAttributes, Engine, ExtraNode, GateConfig, GateOutcome, HybridReport,
+    LatencyBound, NodeConvergence, OnFailure, Outcome, Probe, Schedule, Sides, StepStatus,
+    Strategy, SwitchReport, SwitchRequest, SwitchTarget, VerificationReport, VerifyAmount,
+    VerifyConfig, WeightsOptions,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -613,8 +613,25 @@ mod tests {
     }
 
     #[test]
-    fn post_config_request_is_a_plain_post() {
-        let req = KongClient::post_config_request(&json!({"_format_version": "3.0"}));
-        assert_eq!(req.to_string(), r#"POST /config {"_format_version":"3.0"}"#);
+    fn post_config_request_is_a_plain_post_shown_by_its_size_or_summary() {
+        let doc = json!({"_format_version": "3.0"});
+        let req = KongClient::post_config_request(&doc);
+        assert_eq!((req.method, req.path.as_str()), (Method::Post, "/config"));
+        assert_eq!(req.body.as_ref(), Some(&doc));
+        assert_eq!(
+            req.to_string(),
+            "POST /config (declarative configuration, 25 bytes)"
+        );
+        let req = req.with_summary("service orders: host orders-blue → orders-green");
+        assert_eq!(
+            req.to_string(),
+            "POST /config (service orders: host orders-blue → orders-green)"
+        );
+        let brief = serde_json::to_value(req.brief()).expect("serializes");
+        assert_eq!(
+            brief,
+            json!({"method": "POST", "path": "/config",
+                   "summary": "service orders: host orders-blue → orders-green"})
+        );
     }
 }

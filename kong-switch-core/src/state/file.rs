@@ -601,7 +601,11 @@ mod tests {
         want.sort();
         assert_eq!(log.targets().await.expect("targets"), want);
         let lease = log
-            .acquire(LeaseRequest::new(key.as_str(), "me", Duration::from_secs(60)))
+            .acquire(LeaseRequest::new(
+                key.as_str(),
+                "me",
+                Duration::from_secs(60),
+            ))
             .await
             .expect("lease");
         log.release(lease).await.expect("release");

@@ -63,7 +63,11 @@ impl DurationRange {
         if value > self.max {
             return Err(Error::invalid(
                 field,
-                format!("{} is too long: the most is {}", show(value), show(self.max)),
+                format!(
+                    "{} is too long: the most is {}",
+                    show(value),
+                    show(self.max)
+                ),
             ));
         }
         Ok(value)
@@ -107,12 +111,8 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 fn parse_bounded(field: &'static str, text: &str, max: Duration) -> Result<Duration> {
     let max = max.min(MAX_DURATION);
     let value = text.trim();
-    let invalid = |why: String| {
-        Error::invalid(
-            field,
-            format!("{why}; write e.g. 30s, 500ms, 2m or 1h 30m"),
-        )
-    };
+    let invalid =
+        |why: String| Error::invalid(field, format!("{why}; write e.g. 30s, 500ms, 2m or 1h 30m"));
     if value.is_empty() {
         return Err(invalid("no duration given".to_owned()));
     }
@@ -154,10 +154,16 @@ pub fn check_count<T>(field: &'static str, value: T, min: T, max: T) -> Result<T
 where
     T: PartialOrd + std::fmt::Display + Copy,
 {
-    if value < min || value > max {
+    if value < min {
         return Err(Error::invalid(
             field,
-            format!("{value} is out of range: give a whole number from {min} to {max}"),
+            format!("{value} is too small: it must be at least {min}"),
+        ));
+    }
+    if value > max {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is too large: it must be at most {max}"),
         ));
     }
     Ok(value)
@@ -250,7 +256,10 @@ pub fn check_tag(field: &'static str, tag: &str) -> Result<()> {
 /// lines in text output).
 pub fn check_label(field: &'static str, label: &str) -> Result<()> {
     if label.trim().is_empty() {
-        return Err(Error::invalid(field, "the value is empty; leave the option out instead"));
+        return Err(Error::invalid(
+            field,
+            "the value is empty; leave the option out instead",
+        ));
     }
     if label.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -299,7 +308,11 @@ mod tests {
 
     #[test]
     fn ranges_refuse_zero_and_absurd_values() {
-        assert!(DurationRange::REQUEST.check("timeout", Duration::ZERO).is_err());
+        assert!(
+            DurationRange::REQUEST
+                .check("timeout", Duration::ZERO)
+                .is_err()
+        );
         assert!(
             DurationRange::REQUEST
                 .check("timeout", Duration::from_secs(2 * 3600))
@@ -318,8 +331,17 @@ mod tests {
     #[test]
     fn suffixes_must_tell_the_sides_apart() {
         assert!(check_suffix_pair("-blue", "-green").is_ok());
-        for (blue, green) in [("-blue", ""), ("", "-green"), ("-x", "-x"), ("-a", "b-a"), ("-b lue", "-green")] {
-            assert!(check_suffix_pair(blue, green).is_err(), "{blue:?} {green:?}");
+        for (blue, green) in [
+            ("-blue", ""),
+            ("", "-green"),
+            ("-x", "-x"),
+            ("-a", "b-a"),
+            ("-b lue", "-green"),
+        ] {
+            assert!(
+                check_suffix_pair(blue, green).is_err(),
+                "{blue:?} {green:?}"
+            );
         }
     }
 

@@ -13,8 +13,8 @@ use crate::state::Event;
 
 use super::error::{Error, Result};
 use super::input::{
-    DurationRange, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count,
-    check_fraction, check_label, check_suffix_pair, check_tag, check_tag_key,
+    DurationRange, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count, check_fraction,
+    check_label, check_suffix_pair, check_tag, check_tag_key,
 };
 
 /// What is switched: one Kong Service, or every Service carrying some tags (a batch).
@@ -674,21 +674,22 @@ impl SwitchTarget {
     /// Checks the target names something: a non-blank service, or Kong tags.
     pub fn validate(&self) -> Result<()> {
         match self {
-            SwitchTarget::Service(s) if s.as_str().trim().is_empty() => Err(Error::invalid(
-                "target",
-                "the service name or id is empty",
-            )),
+            SwitchTarget::Service(s) if s.as_str().trim().is_empty() => {
+                Err(Error::invalid("target", "the service name or id is empty"))
+            }
             SwitchTarget::Service(s) if s.as_str().chars().any(char::is_control) => {
                 Err(Error::invalid(
                     "target",
-                    format!("{:?} holds control characters; give the service name or id", s.as_str()),
+                    format!(
+                        "{:?} holds control characters; give the service name or id",
+                        s.as_str()
+                    ),
                 ))
             }
             SwitchTarget::Service(_) => Ok(()),
-            SwitchTarget::Tagged(tags) if tags.is_empty() => Err(Error::invalid(
-                "tag",
-                "no tag given; e.g. --tag app=orders",
-            )),
+            SwitchTarget::Tagged(tags) if tags.is_empty() => {
+                Err(Error::invalid("tag", "no tag given; e.g. --tag app=orders"))
+            }
             SwitchTarget::Tagged(tags) => tags.iter().try_for_each(|t| check_tag("tag", t)),
         }
     }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use kong_switch_core::admin::KongClient;
+use kong_switch_core::admin::{AdminRequest, KongClient};
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
 use kong_switch_core::state::{Event, StateLog};
@@ -23,7 +23,10 @@ pub struct StatusReport {
     /// Kong's view.
     #[serde(flatten)]
     pub kong_view: ServiceStatus,
-    /// The last event logged for the service, if any.
+    /// The last event logged for the service, if any. An intent shows its writes brief and
+    /// leaves out its saved state (`prior`): on a DB-less node both hold whole declarative
+    /// configurations; `history` prints the record as it is.
+    #[serde(serialize_with = "brief_event")]
     pub last_event: Option<Event>,
     /// The log compared with Kong.
     pub drift: Drift,
@@ -62,6 +65,16 @@ pub async fn run(
         drift,
     })?;
     Ok(exit)
+}
+
+fn brief_event<S: serde::Serializer>(event: &Option<Event>, s: S) -> Result<S::Ok, S::Error> {
+    let mut event = event.clone();
+    if let Some(intent) = event.as_mut().and_then(|e| e.intent.as_mut()) {
+        intent.writes = intent.writes.iter().map(AdminRequest::brief).collect();
+        intent.undo = intent.undo.iter().map(AdminRequest::brief).collect();
+        intent.prior = serde_json::Value::Null;
+    }
+    event.serialize(s)
 }
 
 impl Render for StatusReport {
@@ -189,5 +202,44 @@ fn list_or_dash(items: &[String]) -> String {
         "-".to_owned()
     } else {
         items.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kong_switch_core::admin::Method;
+    use kong_switch_core::state::Intent;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_last_event_shows_an_intent_without_declarative_configurations() {
+        let config = json!({"_format_version": "3.0", "services": [{"name": "x".repeat(10_000)}]});
+        let post = AdminRequest::new(Method::Post, "/config").with_body(config.clone());
+        let intent = Intent {
+            strategy: "upstream".into(),
+            from: "blue".into(),
+            to: "green".into(),
+            writes: vec![
+                post.clone()
+                    .with_summary("service demo: host demo-blue → demo-green"),
+            ],
+            undo: vec![post],
+            prior: json!({"plan": config}),
+            part: None,
+        };
+        let event = Some(Event::intent("demo", intent));
+        let mut out = Vec::new();
+        brief_event(&event, &mut serde_json::Serializer::new(&mut out)).expect("serializes");
+        let shown: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert!(out.len() < 1024, "{shown}");
+        assert_eq!(
+            shown["intent"]["writes"][0],
+            json!({"method": "POST", "path": "/config",
+                   "summary": "service demo: host demo-blue → demo-green"})
+        );
+        assert!(shown["intent"]["undo"][0]["body"].is_null(), "{shown}");
+        assert!(shown["intent"].get("prior").is_none(), "{shown}");
     }
 }

@@ -818,6 +818,65 @@ mod tests {
     }
 
     #[test]
+    fn validation_names_the_field_of_every_bad_value() {
+        type Edit = fn(&mut SwitchRequest);
+        let verify = || VerifyConfig::new("http://kong:8000/orders".parse().unwrap());
+        let probe = || Probe::new("http://green:80/health".parse().unwrap());
+        let cases: &[(&str, Edit)] = &[
+            ("green_suffix", |r| r.sides.green_suffix.clear()),
+            ("green_suffix", |r| r.sides.green_suffix = "-blue".into()),
+            ("blue_suffix", |r| r.sides.blue_suffix = " ".into()),
+            ("color_tag", |r| r.sides.color_tag = "a=b".into()),
+            ("target", |r| r.target = SwitchTarget::from(" ")),
+            ("tag", |r| {
+                r.target = SwitchTarget::Tagged(vec!["a b".into()])
+            }),
+            ("to", |r| r.to = Some(String::new())),
+            ("min_targets", |r| r.gates.min_targets = 0),
+            ("min_healthy", |r| r.gates.min_healthy = f64::NAN),
+            ("lease_ttl", |r| r.lease_ttl = Duration::ZERO),
+            ("lease_ttl", |r| r.lease_ttl = Duration::MAX),
+            ("parallelism", |r| r.parallelism = 0),
+            ("actor", |r| r.actor = "a\nb".into()),
+            ("environment", |r| {
+                r.attributes.environment = Some(String::new())
+            }),
+        ];
+        for (field, edit) in cases {
+            let mut req = SwitchRequest::new("orders");
+            edit(&mut req);
+            match req.validate() {
+                Err(Error::InvalidRequest { field: f, .. }) => assert_eq!(f, *field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut req = SwitchRequest::new("orders");
+        req.gates.probes = vec![Probe {
+            count: 0,
+            ..probe()
+        }];
+        assert!(req.validate().is_err());
+        req.gates.probes = vec![Probe {
+            timeout: Duration::MAX,
+            ..probe()
+        }];
+        assert!(req.validate().is_err());
+        req.gates.probes = vec![probe()];
+        req.verify = Some(VerifyConfig {
+            amount: VerifyAmount::For(Duration::ZERO),
+            ..verify()
+        });
+        assert!(req.validate().is_err());
+        req.verify = Some(VerifyConfig {
+            amount: VerifyAmount::Count(0),
+            ..verify()
+        });
+        assert!(req.validate().is_err());
+        req.verify = Some(verify());
+        assert!(req.validate().is_ok());
+    }
+
+    #[test]
     fn validation_rejects_out_of_range_fractions() {
         let mut req = SwitchRequest::new("orders");
         req.gates.min_healthy = 1.5;

@@ -312,7 +312,7 @@ pub struct ClusterArgs {
 #[command(next_help_heading = "Recorded")]
 pub struct RecordArgs {
     /// Who switches (default: `$USER@host`).
-    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_label)]
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_optional_label)]
     pub actor: Option<String>,
     /// Environment, e.g. `prod`.
     #[arg(long, value_name = "NAME", value_parser = parse_label)]
@@ -337,7 +337,7 @@ pub struct RollbackArgs {
     /// Service name or id (or `tag:K=V` for a batch switch).
     pub target: String,
     /// Who rolls back (default: `$USER@host`).
-    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_label)]
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_optional_label)]
     pub actor: Option<String>,
     /// How long the lock on the target is held at most.
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
@@ -498,6 +498,16 @@ pub fn parse_tag(value: &str) -> Result<String, String> {
 pub fn parse_label(value: &str) -> Result<String, String> {
     switch::check_label("label", value).map_err(reason)?;
     Ok(value.to_owned())
+}
+
+/// A label that may also come from an environment variable (`--actor`): blank means unset
+/// (the default is used), so an exported but empty variable changes nothing; control
+/// characters are refused.
+pub fn parse_optional_label(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_label(value)
 }
 
 /// Text a probe answer must contain: not empty.

@@ -8,7 +8,9 @@ use clap::Args;
 use kong_switch_gke::k8s::{Cluster, KubeOptions, Progress, RolloutProgress, RunContext};
 use kong_switch_gke::{AnyLog, Error, FirestoreEndpoint, FirestoreLog, StateLocation};
 
-use crate::cli::{GlobalArgs, parse_bake, parse_min_targets, parse_wait};
+use crate::cli::{
+    GlobalArgs, parse_bake, parse_label, parse_min_targets, parse_optional_label, parse_wait,
+};
 use crate::error::CliError;
 use crate::output::Printer;
 
@@ -17,10 +19,10 @@ use crate::output::Printer;
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
     /// Kubeconfig context to use instead of the current one.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub context: Option<String>,
     /// Namespace to use instead of the context's.
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', value_parser = parse_label)]
     pub namespace: Option<String>,
 }
 
@@ -28,19 +30,19 @@ pub struct KubeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
     /// Who runs it (default: `$USER@host`).
-    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_optional_label)]
     pub actor: Option<String>,
     /// Kong service switched by this app; also the state-log target unless --target.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub service: Option<String>,
     /// State-log target key (default: --service, else the app).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub target: Option<String>,
     /// Environment recorded in the state log, e.g. `production`.
-    #[arg(long, env = "KONG_SWITCH_ENVIRONMENT")]
+    #[arg(long, env = "KONG_SWITCH_ENVIRONMENT", value_parser = parse_optional_label)]
     pub environment: Option<String>,
     /// CI build id recorded in the state log.
-    #[arg(long, env = "KONG_SWITCH_BUILD_ID")]
+    #[arg(long, env = "KONG_SWITCH_BUILD_ID", value_parser = parse_optional_label)]
     pub build_id: Option<String>,
 }
 
@@ -48,39 +50,40 @@ pub struct RecordArgs {
 #[derive(Debug, Args)]
 pub struct DeployGreenArgs {
     /// The app: blue is the Deployment labelled `app=<APP>,version=blue`; green is `<APP>-green`.
+    #[arg(value_parser = parse_label)]
     pub app: String,
     /// Image of the green container.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub image: String,
     /// Blue Deployment by name (instead of by labels).
-    #[arg(long, value_name = "DEPLOYMENT")]
+    #[arg(long, value_name = "DEPLOYMENT", value_parser = parse_label)]
     pub blue: Option<String>,
     /// Blue Service to copy ports from (default `<APP>-blue`, else the one selecting blue's pods).
-    #[arg(long, value_name = "SERVICE")]
+    #[arg(long, value_name = "SERVICE", value_parser = parse_label)]
     pub blue_service: Option<String>,
     /// Container that gets the image (default: the first).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub container: Option<String>,
     /// Environment variable for the green container, `NAME=value` (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = key_value)]
     pub env: Vec<(String, String)>,
     /// Replicas (default: blue's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_replicas)]
     pub replicas: Option<i32>,
     /// Extra label for the green Deployment and pods, `key=value` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
     pub labels: Vec<(String, String)>,
     /// Service port Kong targets (default: the Service's first port).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_port)]
     pub port: Option<i32>,
     /// Version recorded in the state log (default: the image tag).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_label)]
     pub version: Option<String>,
     /// Kong Upstream whose health checks green copies (default `<APP>-blue`).
-    #[arg(long, value_name = "UPSTREAM")]
+    #[arg(long, value_name = "UPSTREAM", value_parser = parse_label)]
     pub blue_upstream: Option<String>,
     /// Green Kong Upstream (default `<APP>-green`).
-    #[arg(long, value_name = "UPSTREAM")]
+    #[arg(long, value_name = "UPSTREAM", value_parser = parse_label)]
     pub green_upstream: Option<String>,
     /// How long the rollout may take.
     #[arg(long = "rollout-timeout", value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
@@ -95,9 +98,10 @@ pub struct DeployGreenArgs {
 #[derive(Debug, Args)]
 pub struct RetireBlueArgs {
     /// The app: blue is the Deployment labelled `app=<APP>,version=blue`.
+    #[arg(value_parser = parse_label)]
     pub app: String,
     /// Blue Deployment by name (instead of by labels).
-    #[arg(long, value_name = "DEPLOYMENT")]
+    #[arg(long, value_name = "DEPLOYMENT", value_parser = parse_label)]
     pub blue: Option<String>,
     /// Delete blue instead of scaling it to zero.
     #[arg(long)]
@@ -123,14 +127,15 @@ pub struct K8sSwitchArgs {
         long,
         value_name = "SERVICE",
         required_unless_present = "httproute",
-        conflicts_with = "httproute"
+        conflicts_with = "httproute",
+        value_parser = parse_label
     )]
     pub service_selector: Option<String>,
     /// Set the backend weights of this HTTPRoute (with `--weight`).
-    #[arg(long, value_name = "ROUTE", requires = "weights")]
+    #[arg(long, value_name = "ROUTE", requires = "weights", value_parser = parse_label)]
     pub httproute: Option<String>,
     /// The side the Service selects (with `--service-selector`).
-    #[arg(long, default_value = "green", value_name = "COLOR")]
+    #[arg(long, default_value = "green", value_name = "COLOR", value_parser = parse_label)]
     pub to: String,
     /// Ready pods the side must have before the Service selects it (gate).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_min_targets)]
@@ -158,6 +163,25 @@ fn backend_weight(value: &str) -> Result<(String, i32), String> {
 impl From<Error> for CliError {
     fn from(error: Error) -> Self {
         CliError::Gke(Box::new(error))
+    }
+}
+
+/// Green replicas: 1 to 10,000.
+fn parse_replicas(value: &str) -> Result<i32, String> {
+    whole_number(value, 1, 10_000)
+}
+
+/// A port: 1 to 65535.
+fn parse_port(value: &str) -> Result<i32, String> {
+    whole_number(value, 1, 65_535)
+}
+
+fn whole_number(value: &str, min: i32, max: i32) -> Result<i32, String> {
+    match value.trim().parse::<i32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{value}` is not a whole number from {min} to {max}"
+        )),
     }
 }
 
@@ -197,8 +221,9 @@ pub fn run_context(app: &str, args: &RecordArgs) -> RunContext {
     RunContext {
         target: args.target.clone().unwrap_or_else(|| service.clone()),
         actor: crate::state::actor(args.actor.as_deref()),
-        environment: args.environment.clone(),
-        build_id: args.build_id.clone(),
+        // Blank (an exported but empty variable) is unset.
+        environment: args.environment.clone().filter(|v| !v.trim().is_empty()),
+        build_id: args.build_id.clone().filter(|v| !v.trim().is_empty()),
         service: Some(service),
     }
 }

@@ -242,7 +242,16 @@ const CASES: &[Case] = &[
     case("empty tag", &["switch", "--tag", ""], "--tag"),
     case("tag with a comma", &["switch", "--tag", "a,b"], "--tag"),
     case("empty destination", &["switch", "{S}", "--to", ""], "--to"),
-    case("empty actor", &["switch", "{S}", "--actor", ""], "--actor"),
+    case(
+        "actor with a newline",
+        &["switch", "{S}", "--actor", "alice\nbob"],
+        "--actor",
+    ),
+    case(
+        "empty deployment",
+        &["switch", "{S}", "--deployment", ""],
+        "--deployment",
+    ),
     case(
         "environment with a newline",
         &["switch", "{S}", "--environment", "prod\nforged"],
@@ -276,6 +285,55 @@ const CASES: &[Case] = &[
         "empty probe body",
         &["switch", "{S}", "--probe", "{U}", "--probe-body="],
         "--probe-body",
+    ),
+    // Kubernetes commands (feature `gke`, on by default).
+    case(
+        "deploy-green empty image",
+        &["deploy-green", "{S}", "--image="],
+        "--image",
+    ),
+    case(
+        "deploy-green negative replicas",
+        &["deploy-green", "{S}", "--image", "x:1", "--replicas=-1"],
+        "--replicas",
+    ),
+    case(
+        "deploy-green port 0",
+        &["deploy-green", "{S}", "--image", "x:1", "--port", "0"],
+        "--port",
+    ),
+    case(
+        "deploy-green rollout timeout 0",
+        &[
+            "deploy-green",
+            "{S}",
+            "--image",
+            "x:1",
+            "--rollout-timeout",
+            "0",
+        ],
+        "--rollout-timeout",
+    ),
+    case(
+        "retire-blue bake 1e300",
+        &["retire-blue", "{S}", "--bake-time", "1e300"],
+        "--bake-time",
+    ),
+    case(
+        "k8s-switch min ready 0",
+        &[
+            "k8s-switch",
+            "--service-selector",
+            "{S}",
+            "--min-ready",
+            "0",
+        ],
+        "--min-ready",
+    ),
+    case(
+        "k8s-switch empty side",
+        &["k8s-switch", "--service-selector", "{S}", "--to="],
+        "--to",
     ),
 ];
 

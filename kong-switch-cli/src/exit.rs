@@ -85,7 +85,7 @@ impl Exit {
                 "the switch failed after writing and was rolled back; Kong is on the old side"
             }
             Exit::Kong => {
-                "Kong answered with an error (or an answer that is not the Admin API), the named entity does not exist, or Kong's entities do not fit the strategy"
+                "Kong answered with an error or with something that is not the Admin API, broke the connection mid-answer, or the named entity does not exist or does not fit the strategy"
             }
             Exit::Locked => "another switch holds the lock on this target (the holder is named)",
             Exit::VerificationFailed => {

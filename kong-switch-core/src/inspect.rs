@@ -244,12 +244,14 @@ async fn route_pair(
 /// neither do: then no color is active).
 fn pair_status(
     kong: KongSummary,
-    pair: Vec<(Service, Vec<Route>)>,
+    mut pair: Vec<(Service, Vec<Route>)>,
     sides: &Sides,
 ) -> ServiceStatus {
+    let color = |s: &Service| sides.color_of(s.key(), s.tags.as_deref());
+    // Blue first, whichever name was asked for.
+    pair.sort_by_key(|(s, _)| color(s).as_deref() != Some("blue"));
     let holding: Vec<usize> = (0..pair.len()).filter(|i| !pair[*i].1.is_empty()).collect();
     let shown = holding.first().copied().unwrap_or(0);
-    let color = |s: &Service| sides.color_of(s.key(), s.tags.as_deref());
     let (svc, routes) = &pair[shown];
     ServiceStatus {
         kong,

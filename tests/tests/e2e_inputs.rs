@@ -286,6 +286,22 @@ const CASES: &[Case] = &[
         &["switch", "{S}", "--probe", "{U}", "--probe-body="],
         "--probe-body",
     ),
+    // URLs requests are sent to: a bad one would fail only after the write.
+    case(
+        "verify URL not http",
+        &["switch", "{S}", "--verify", "ftp://kong/orders"],
+        "--verify",
+    ),
+    case(
+        "probe URL not http",
+        &["switch", "{S}", "--probe", "file:///etc/passwd"],
+        "--probe",
+    ),
+    case(
+        "dp status URL not http",
+        &["switch", "{S}", "--dp-status", "unix:/run/kong.sock"],
+        "--dp-status",
+    ),
     // Kubernetes commands (feature `gke`, on by default).
     case(
         "deploy-green empty image",

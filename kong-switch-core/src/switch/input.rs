@@ -180,6 +180,17 @@ pub fn check_fraction(field: &'static str, value: f64) -> Result<f64> {
     Ok(value)
 }
 
+/// `url` if kong-switch can send HTTP requests to it: `http` or `https` with a host.
+pub fn check_http_url(field: &'static str, url: &url::Url) -> Result<()> {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(
+            field,
+            format!("{url} is not an http(s) URL with a host; give e.g. http://kong:8000/orders"),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `text` holds no whitespace or control character (and is not empty).
 fn is_token(text: &str) -> bool {
     !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())

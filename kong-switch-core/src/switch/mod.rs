@@ -38,8 +38,8 @@ pub use gates::GateOutcome;
 pub use hybrid::{DEFAULT_DISCONNECTED_AFTER, PROXY_LAG_ALLOWANCE};
 pub use input::{
     DurationRange, MAX_DURATION, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count,
-    check_fraction, check_label, check_suffix, check_suffix_pair, check_tag, check_tag_key,
-    parse_duration,
+    check_fraction, check_http_url, check_label, check_suffix, check_suffix_pair, check_tag,
+    check_tag_key, parse_duration,
 };
 pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};

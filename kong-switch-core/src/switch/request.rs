@@ -14,7 +14,7 @@ use crate::state::Event;
 use super::error::{Error, Result};
 use super::input::{
     DurationRange, MAX_PARALLELISM, MAX_PROBE_COUNT, MAX_VERIFY_COUNT, check_count, check_fraction,
-    check_label, check_suffix_pair, check_tag, check_tag_key,
+    check_http_url, check_label, check_suffix_pair, check_tag, check_tag_key,
 };
 
 /// What is switched: one Kong Service, or every Service carrying some tags (a batch).
@@ -652,6 +652,11 @@ impl SwitchRequest {
         if let Some(v) = &self.verify {
             v.validate()?;
         }
+        for node in &self.nodes {
+            if let Some(proxy) = &node.proxy_url {
+                check_http_url("node_proxy", proxy)?;
+            }
+        }
         DurationRange::LEASE.check("lease_ttl", self.lease_ttl)?;
         check_count("parallelism", self.parallelism, 1, MAX_PARALLELISM)?;
         check_label("actor", &self.actor)?;
@@ -708,7 +713,11 @@ impl GateConfig {
     pub fn validate(&self) -> Result<()> {
         check_count("min_targets", self.min_targets, 1, usize::MAX)?;
         check_fraction("min_healthy", self.min_healthy)?;
+        for url in &self.data_planes {
+            check_http_url("dp_status", url)?;
+        }
         for probe in &self.probes {
+            check_http_url("probe", &probe.url)?;
             check_count("probe_count", probe.count, 1, MAX_PROBE_COUNT)?;
             check_count("probe_status", probe.expect_status, 100, 599)?;
             DurationRange::REQUEST.check("probe_timeout", probe.timeout)?;
@@ -720,6 +729,7 @@ impl GateConfig {
 impl VerifyConfig {
     /// Checks the amount, fraction, latency bound and waits.
     pub fn validate(&self) -> Result<()> {
+        check_http_url("verify", &self.url)?;
         match self.amount {
             VerifyAmount::Count(n) => {
                 check_count("verify_count", n, 1, MAX_VERIFY_COUNT)?;

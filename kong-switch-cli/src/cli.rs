@@ -112,6 +112,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Print the state-log events of a target, oldest first.
     History(HistoryArgs),
+    /// Close an unfinished run (one `status` reports as UNFINISHED or UNREADABLE) by reading
+    /// Kong: records it as resolved on `--to` only if Kong is fully on that side. Writes
+    /// nothing to Kong.
+    Resolve(ResolveArgs),
     /// Deploy green on Kubernetes: clone blue with a new image, wait for the rollout, register it in Kong.
     #[cfg(feature = "gke")]
     DeployGreen(crate::gke::DeployGreenArgs),
@@ -213,6 +217,11 @@ pub struct RunArgs {
     /// Services switched at once with --tag (and restored at once if the batch rolls back).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_parallelism)]
     pub parallelism: usize,
+    /// After a write whose answer was lost (timeout, reset, 5xx) and its undo: how long Kong
+    /// must be seen holding the old side before the run is recorded as rolled back (the lost
+    /// write may still land).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub unknown_write_window: Duration,
 }
 
 /// Pre-flight gates.
@@ -347,6 +356,28 @@ pub struct RollbackArgs {
     pub parallelism: usize,
 }
 
+/// `resolve` arguments.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Service name or id whose last run is unfinished.
+    pub service: String,
+    /// The side Kong is on: a color (`blue`, `green`) or an upstream (service for
+    /// `--strategy route`) name. Checked against Kong before anything is recorded.
+    #[arg(long, value_name = "COLOR|NAME")]
+    pub to: String,
+    /// How the run switched (default: the strategy the unfinished run recorded).
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Who resolves (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// How long the lock on the target is held at most.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+}
+
 /// `history` arguments.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -380,7 +411,7 @@ pub enum OnFailureArg {
 /// `status` arguments.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Service name or id.
+    /// Service name or id (or `tag:K=V` for the runs of a batch switch).
     pub service: String,
     #[command(flatten)]
     pub naming: NamingArgs,

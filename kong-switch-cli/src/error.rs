@@ -66,7 +66,9 @@ fn switch_exit(error: &switch::Error) -> Exit {
         switch::Error::Admin(e) => admin_exit(e),
         switch::Error::Locked { .. } => Exit::Locked,
         switch::Error::InvalidRequest { .. } => Exit::Usage,
-        switch::Error::Inconsistent { .. } => Exit::Drift,
+        switch::Error::Inconsistent { .. }
+        | switch::Error::UnreadableIntent { .. }
+        | switch::Error::Unrecorded { .. } => Exit::Drift,
         switch::Error::State(_) => Exit::Internal,
         _ => Exit::Kong,
     }

@@ -20,16 +20,17 @@ use crate::state;
 /// agree.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
-    /// Kong's view.
+    /// Kong's view of the service (none for a tag selection, `tag:K=V`, whose services are
+    /// compared through the log's saved plans only).
     #[serde(flatten)]
-    pub kong_view: ServiceStatus,
+    pub kong_view: Option<ServiceStatus>,
     /// The last event logged for the service, if any.
     pub last_event: Option<Event>,
     /// The log compared with Kong.
     pub drift: Drift,
 }
 
-/// Runs `status`. Exits 9 when Kong and the log disagree or a run was left unfinished.
+/// Runs `status` of a service, or of a tag selection (`tag:K=V`, the log only). Exits 9 when Kong and the log disagree or a run was left unfinished.
 pub async fn run(
     global: &GlobalArgs,
     client: KongClient,
@@ -38,24 +39,30 @@ pub async fn run(
 ) -> Result<Exit, CliError> {
     let sides = super::switch::sides(&args.naming);
     let service = NameOrId::from(args.service.as_str());
-    let kong_view = inspect::service_status(&client, &service, &sides)
-        .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                CliError::NotFound(format!(
-                    "service `{service}` does not exist in Kong at {}; check the name (or id) and --workspace",
-                    client.config().base_url()
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+    let kong_view = if args.service.starts_with("tag:") {
+        None
+    } else {
+        Some(
+            inspect::service_status(&client, &service, &sides)
+                .await
+                .map_err(|e| {
+                    if e.is_not_found() {
+                        CliError::NotFound(format!(
+                            "service `{service}` does not exist in Kong at {}; check the name (or id) and --workspace",
+                            client.config().base_url()
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?,
+        )
+    };
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
     let exit = match drift.state {
         DriftState::NoHistory | DriftState::InSync => Exit::Ok,
-        DriftState::Drifted | DriftState::DanglingIntent => Exit::Drift,
+        DriftState::Drifted | DriftState::DanglingIntent | DriftState::Unreadable => Exit::Drift,
     };
     printer.print(&StatusReport {
         kong_view,
@@ -67,7 +74,14 @@ pub async fn run(
 
 impl Render for StatusReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        render_kong_view(&self.kong_view, out)?;
+        match &self.kong_view {
+            Some(view) => render_kong_view(view, out)?,
+            None => writeln!(
+                out,
+                "target {}: a tag selection, compared through the plans its runs saved",
+                self.drift.target
+            )?,
+        }
         match &self.last_event {
             Some(e) => writeln!(out, "last event: {}", event_line(e))?,
             None => writeln!(out, "last event: none recorded")?,
@@ -79,11 +93,14 @@ impl Render for StatusReport {
             DriftState::DanglingIntent => {
                 "UNFINISHED RUN: an intent has no outcome; `kong-switch rollback` or a re-run resolves it"
             }
+            DriftState::Unreadable => {
+                "UNREADABLE RUN: the last run's intent cannot be read, so Kong cannot be compared with it; `kong-switch resolve` records where Kong is"
+            }
         };
         writeln!(out, "log vs Kong: {verdict}")?;
         if matches!(
             self.drift.state,
-            DriftState::Drifted | DriftState::DanglingIntent
+            DriftState::Drifted | DriftState::DanglingIntent | DriftState::Unreadable
         ) {
             writeln!(out, "  {}", self.drift.message)?;
             for v in self.drift.values.iter().filter(|v| v.expected != v.kong) {

@@ -24,6 +24,7 @@ mod engine;
 mod error;
 pub mod gates;
 mod hybrid;
+mod intent;
 mod plan;
 mod progress;
 mod report;
@@ -43,8 +44,8 @@ pub use report::{
     RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 pub use request::{
-    DEFAULT_PARALLELISM, DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound,
-    OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
-    VerifyAmount, VerifyConfig, WeightsOptions, parse_duration,
+    DEFAULT_PARALLELISM, DEFAULT_UNKNOWN_WRITE_WINDOW, DeploymentAttributes, ExtraNode, GateConfig,
+    HeaderMatch, LatencyBound, OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind,
+    SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions, parse_duration,
 };
 pub use verify::VerificationReport;

@@ -38,7 +38,11 @@ fn unreadable_shapes() -> Vec<(&'static str, Value, &'static str)> {
             plain(json!({"plan": {"moves": ["host"]}})),
             "prior.plan",
         ),
-        ("no saved plan", plain(json!({"targets": []})), "saves no plan"),
+        (
+            "no saved plan",
+            plain(json!({"targets": []})),
+            "saves no plan",
+        ),
     ]
 }
 
@@ -86,19 +90,40 @@ async fn unreadable_run_is_unknown_until_resolved(shape: &str, record: Value, ne
     // status: unknown, exit 9, naming the run and what cannot be read.
     let (code, status) = cli.json(&["status", &p.base]).await;
     assert_eq!(code, Some(9), "{shape}: {status:#}");
-    assert_eq!(status["drift"]["state"], "unreadable", "{shape}: {status:#}");
+    assert_eq!(
+        status["drift"]["state"], "unreadable",
+        "{shape}: {status:#}"
+    );
     let message = status["drift"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(&run_id), "{shape}: names the run: {message}");
+    assert!(
+        message.contains(&run_id),
+        "{shape}: names the run: {message}"
+    );
     assert!(message.contains(needle), "{shape}: says what: {message}");
     let text = cli.run(&["status", &p.base]).await;
-    assert!(text.stdout.contains("UNREADABLE"), "{shape}: {}", text.stdout);
+    assert!(
+        text.stdout.contains("UNREADABLE"),
+        "{shape}: {}",
+        text.stdout
+    );
 
     // A re-run and a rollback refuse, and write nothing.
-    for args in [vec!["switch", &p.base, "--to", "blue"], vec!["rollback", &p.base]] {
+    for args in [
+        vec!["switch", &p.base, "--to", "blue"],
+        vec!["rollback", &p.base],
+    ] {
         let run = cli.run(&args).await;
         assert_eq!(run.code, Some(9), "{shape}: {args:?}: {}", run.stderr);
-        assert!(run.stderr.contains("resolve"), "{shape}: the way out: {}", run.stderr);
-        assert_eq!(host_of(&env, &p.base).await, p.green_up, "{shape}: {args:?}");
+        assert!(
+            run.stderr.contains("resolve"),
+            "{shape}: the way out: {}",
+            run.stderr
+        );
+        assert_eq!(
+            host_of(&env, &p.base).await,
+            p.green_up,
+            "{shape}: {args:?}"
+        );
     }
     if let Some(standin) = env.standin() {
         assert!(standin.log().writes().is_empty(), "{shape}: no Kong write");
@@ -109,7 +134,11 @@ async fn unreadable_run_is_unknown_until_resolved(shape: &str, record: Value, ne
     assert_eq!(code, Some(3), "{shape}: {refused:#}");
     assert_eq!(refused["outcome"], "refused", "{shape}: {refused:#}");
     let (code, _) = cli.json(&["status", &p.base]).await;
-    assert_eq!(code, Some(9), "{shape}: still unknown after a refused resolve");
+    assert_eq!(
+        code,
+        Some(9),
+        "{shape}: still unknown after a refused resolve"
+    );
 
     let (code, resolved) = cli.json(&["resolve", &p.base, "--to", "green"]).await;
     assert_eq!(code, Some(0), "{shape}: {resolved:#}");

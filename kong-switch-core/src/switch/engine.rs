@@ -273,7 +273,7 @@ impl<L: StateLog> Engine<L> {
         self.progress.event(ProgressEvent::Reading {
             what: "the control plane's data planes".into(),
         });
-        Ok(Some(Watch::start(&self.client).await?))
+        Ok(Some(Watch::start(&self.client, node).await?))
     }
 
     /// Reports progress to `progress` (progress bars).
@@ -512,7 +512,7 @@ impl<L: StateLog> Engine<L> {
                 req,
                 &prepared.node,
                 moves_routes(plan),
-                watch.map(|w| (w, written_at)),
+                watch.map(|w| (w.with_writes(applied.writes.len()), written_at)),
             )
             .await;
         report.durations.verify_ms = ms(verify_started.elapsed());
@@ -926,8 +926,19 @@ impl<L: StateLog> Engine<L> {
             .as_ref()
             .and_then(|v| v.convergence_timeout)
             .unwrap_or_else(|| hybrid::default_timeout(node, self.disconnected_after));
-        self.settle_watch(node, watch, written_at, timeout, &req.gates.data_planes)
-            .await
+        let proxy_proof = req
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.expect_header.is_some());
+        self.settle_watch(
+            node,
+            watch,
+            written_at,
+            timeout,
+            &req.gates.data_planes,
+            proxy_proof,
+        )
+        .await
     }
 
     /// Waits until the data planes `watch` saw report what was written at `written_at`.
@@ -938,6 +949,7 @@ impl<L: StateLog> Engine<L> {
         written_at: Instant,
         timeout: Duration,
         status_urls: &[url::Url],
+        proxy_proof: bool,
     ) -> hybrid::Settled {
         watch
             .settle(Settle {
@@ -949,6 +961,7 @@ impl<L: StateLog> Engine<L> {
                 http: &self.http,
                 cancel: &self.cancel,
                 progress: self.progress.as_ref(),
+                proxy_proof,
             })
             .await
     }
@@ -1365,12 +1378,20 @@ impl<L: StateLog> Engine<L> {
         watch: Option<Watch>,
         written_at: Instant,
         router: bool,
+        writes: usize,
     ) -> (Vec<NodeConvergence>, Option<HybridReport>) {
         match watch {
             Some(watch) => {
                 let timeout = hybrid::default_timeout(node, self.disconnected_after);
                 let settled = self
-                    .settle_watch(node, watch, written_at, timeout, &[])
+                    .settle_watch(
+                        node,
+                        watch.with_writes(writes),
+                        written_at,
+                        timeout,
+                        &[],
+                        false,
+                    )
                     .await;
                 (settled.nodes, Some(settled.report))
             }
@@ -1404,7 +1425,10 @@ impl<L: StateLog> Engine<L> {
             return (Vec::new(), None);
         }
         match self.client.node().await {
-            Ok(node) => self.settle_restore(&node, watch, written_at, router).await,
+            Ok(node) => {
+                self.settle_restore(&node, watch, written_at, router, undo_writes)
+                    .await
+            }
             Err(e) => (
                 vec![NodeConvergence {
                     node: "primary".to_owned(),
@@ -1484,8 +1508,14 @@ impl<L: StateLog> Engine<L> {
         let (nodes, hybrid_report) = if writes.is_empty() {
             (Vec::new(), None)
         } else {
-            self.settle_restore(&node, watch, written_at, plans.iter().any(moves_routes))
-                .await
+            self.settle_restore(
+                &node,
+                watch,
+                written_at,
+                plans.iter().any(moves_routes),
+                writes.len(),
+            )
+            .await
         };
         let run_id = Uuid::new_v4();
         let reason = format!(

@@ -358,7 +358,12 @@ impl<L: StateLog> Engine<L> {
                 let verify_started = Instant::now();
                 let router = plans.iter().any(moves_routes);
                 let v = self
-                    .converge_and_verify(req, &node, router, watch.map(|w| (w, written_at)))
+                    .converge_and_verify(
+                        req,
+                        &node,
+                        router,
+                        watch.map(|w| (w.with_writes(report.writes.len()), written_at)),
+                    )
                     .await;
                 report.durations.verify_ms = ms(verify_started.elapsed());
                 let stop = v.stop(0);

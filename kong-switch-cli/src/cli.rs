@@ -115,6 +115,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Print the state-log events of a target, oldest first.
     History(HistoryArgs),
+    /// Close an unfinished run (one `status` reports as UNFINISHED or UNREADABLE) by reading
+    /// Kong: records it as resolved on `--to` only if Kong is fully on that side. Writes
+    /// nothing to Kong.
+    Resolve(ResolveArgs),
     /// Deploy green on Kubernetes: clone blue with a new image, wait for the rollout, register it in Kong.
     #[cfg(feature = "gke")]
     DeployGreen(crate::gke::DeployGreenArgs),
@@ -216,6 +220,11 @@ pub struct RunArgs {
     /// Services switched at once with --tag (and restored at once if the batch rolls back).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_parallelism)]
     pub parallelism: usize,
+    /// After a write whose answer was lost (timeout, reset, 5xx) and its undo: how long Kong
+    /// must be seen holding the old side before the run is recorded as rolled back (the lost
+    /// write may still land).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_settle)]
+    pub unknown_write_window: Duration,
 }
 
 /// Pre-flight gates.
@@ -351,6 +360,28 @@ pub struct RollbackArgs {
     pub parallelism: usize,
 }
 
+/// `resolve` arguments.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Service name or id whose last run is unfinished.
+    pub service: String,
+    /// The side Kong is on: a color (`blue`, `green`) or an upstream (service for
+    /// `--strategy route`) name. Checked against Kong before anything is recorded.
+    #[arg(long, value_name = "COLOR|NAME", value_parser = parse_label)]
+    pub to: String,
+    /// How the run switched (default: the strategy the unfinished run recorded).
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Who resolves (default: `$USER@host`).
+    #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_optional_label)]
+    pub actor: Option<String>,
+    /// How long the lock on the target is held at most.
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
+    pub lease_ttl: Duration,
+}
+
 /// `history` arguments.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -384,7 +415,7 @@ pub enum OnFailureArg {
 /// `status` arguments.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Service name or id.
+    /// Service name or id (or `tag:K=V` for the runs of a batch switch).
     pub service: String,
     #[command(flatten)]
     pub naming: NamingArgs,
@@ -471,6 +502,11 @@ pub fn parse_bake(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, DurationRange::BAKE)
 }
 
+/// How long restored values must be seen to hold: 0 to an hour.
+pub fn parse_settle(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, DurationRange::SETTLE)
+}
+
 /// A lease's time to live: a second to a week.
 pub fn parse_lease_ttl(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, DurationRange::LEASE)
@@ -552,6 +588,7 @@ mod tests {
             ("2d", |v| parse_wait(v).map(drop), "too long"),
             ("1e30", |v| parse_lease_ttl(v).map(drop), "too long"),
             ("0s", |v| parse_lease_ttl(v).map(drop), "too short"),
+            ("2h", |v| parse_settle(v).map(drop), "too long"),
             ("-5", |v| parse_bake(v).map(drop), "negative"),
             ("0", |v| parse_probe_count(v).map(drop), "at least 1"),
             ("1001", |v| parse_probe_count(v).map(drop), "at most 1000"),

@@ -93,7 +93,7 @@ impl Exit {
             }
             Exit::Interrupted => "interrupted (Ctrl-C, SIGTERM); rolled back to a consistent side",
             Exit::Drift => {
-                "Kong and the state log disagree, a run was left unfinished, or Kong is between sides: needs attention (see `status`)"
+                "needs attention (see `status`): Kong and the state log disagree; a run was left unfinished; Kong is between sides (an undo failed, or could not be proven to hold); the last run's intent cannot be read (`resolve`); or Kong reached the outcome but the log could not record it (the message says where Kong is)"
             }
             Exit::Unreachable => {
                 "Kong could not be reached (connection refused, DNS, TLS, no answer within --timeout)"
@@ -116,7 +116,9 @@ impl Exit {
     pub fn of_drift(state: DriftState) -> Exit {
         match state {
             DriftState::NoHistory | DriftState::InSync => Exit::Ok,
-            DriftState::Drifted | DriftState::DanglingIntent => Exit::Drift,
+            DriftState::Drifted | DriftState::DanglingIntent | DriftState::Unreadable => {
+                Exit::Drift
+            }
         }
     }
 
@@ -150,7 +152,9 @@ impl Exit {
             switch::Error::Locked { .. } => Exit::Locked,
             switch::Error::InvalidRequest { .. } => Exit::Usage,
             switch::Error::NotFound { .. } | switch::Error::Unsupported(_) => Exit::Kong,
-            switch::Error::Inconsistent { .. } => Exit::Drift,
+            switch::Error::Inconsistent { .. }
+            | switch::Error::UnreadableIntent { .. }
+            | switch::Error::Unrecorded { .. } => Exit::Drift,
             // A variant this table does not know yet is a bug here, not a user error.
             _ => Exit::Internal,
         }
@@ -243,6 +247,7 @@ mod tests {
             (DriftState::InSync, 0),
             (DriftState::Drifted, 9),
             (DriftState::DanglingIntent, 9),
+            (DriftState::Unreadable, 9),
         ] {
             assert_eq!(Exit::of_drift(drift).code(), code, "{drift:?}");
         }
@@ -397,6 +402,27 @@ mod tests {
                 9,
             ),
         ];
+        cases.push((
+            switch::Error::UnreadableIntent {
+                target: "orders".into(),
+                run_id: None,
+                seq: 3,
+                reason: "unknown field `plan.v9`".into(),
+            },
+            9,
+        ));
+        cases.push((
+            switch::Error::Unrecorded {
+                target: "orders".into(),
+                kong: "orders routes to orders-green".into(),
+                source: state::Error::Backend {
+                    store: "firestore",
+                    message: "unavailable".into(),
+                    source: None,
+                },
+            },
+            9,
+        ));
         cases.extend(
             admin_errors()
                 .into_iter()

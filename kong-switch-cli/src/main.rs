@@ -72,6 +72,7 @@ async fn run(cli: &Cli, printer: &Printer) -> Result<Exit, CliError> {
         Command::Switch(args) => commands::switch::switch(global, client, printer, args).await,
         Command::Shift(args) => commands::switch::shift(global, client, printer, args).await,
         Command::Rollback(args) => commands::rollback::run(global, client, printer, args).await,
+        Command::Resolve(args) => commands::resolve::run(global, client, printer, args).await,
         Command::History(args) => commands::history::run(global, printer, args).await,
         #[cfg(feature = "gke")]
         Command::DeployGreen(args) => {

@@ -271,6 +271,7 @@ async fn a_large_batch_writes_its_intent_in_parts_and_rollback_restores_every_pa
         .iter()
         .filter_map(|e| e.intent.as_ref())
         .map(|i| {
+            let i = i.readable().expect("readable intent");
             let part = i.part.expect("numbered part");
             (part.index, part.of, i.writes.len())
         })

@@ -370,7 +370,13 @@ async fn dangling_intent_shows_as_drift_and_a_rerun_resolves_it() {
     back.to = Some("orders-blue".into());
     let plan_back = engine.plan(&back).await.expect("plan back");
     let mut dangling = intent.next(EventKind::Intent);
-    let mut saved = intent.intent.clone().expect("payload");
+    let mut saved = intent
+        .intent
+        .clone()
+        .expect("payload")
+        .readable()
+        .expect("readable")
+        .clone();
     saved.prior = json!({"plan": plan_back});
     saved.writes = plan_back.writes();
     saved.undo = plan_back.undo();

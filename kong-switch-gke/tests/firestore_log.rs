@@ -58,6 +58,7 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
     check!(last_returns_the_newest_event);
     check!(last_of_returns_the_newest_event_of_the_kinds);
     check!(event_fields_round_trip);
+    check!(an_unreadable_intent_reads_back_unreadable_and_verbatim);
     check!(targets_lists_targets_with_events);
     check!(acquire_grants_a_lease_for_the_ttl);
     check!(second_acquire_fails_naming_the_holder);

@@ -82,7 +82,13 @@ async fn selector_flip_moves_the_service_to_green_and_records_intent_then_comple
         .collect();
     assert_eq!(kinds, [EventKind::Intent, EventKind::Completed]);
     let intent = log.history("orders").await.expect("history").events[0].clone();
-    let writes = intent.intent.expect("intent payload").writes;
+    let writes = intent
+        .intent
+        .expect("intent payload")
+        .readable()
+        .expect("readable intent")
+        .writes
+        .clone();
     assert_eq!(writes[0].path, "/api/v1/namespaces/shop/services/orders");
 
     let again = switch(&cluster(&kube), &log, &context(), &selector_flip(), &())

@@ -166,6 +166,29 @@ const CASES: &[Case] = &[
         &["shift", "{S}", "--steps", "50,25,100"],
         "--steps",
     ),
+    case(
+        "unknown write window absurd",
+        &["switch", "{S}", "--unknown-write-window", "1e300"],
+        "--unknown-write-window",
+    ),
+    case(
+        "resolve lease ttl 0",
+        &["resolve", "{S}", "--to", "green", "--lease-ttl", "0"],
+        "--lease-ttl",
+    ),
+    case(
+        "resolve equal suffixes",
+        &[
+            "resolve",
+            "{S}",
+            "--to",
+            "green",
+            "--blue-suffix=-x",
+            "--green-suffix=-x",
+        ],
+        "--green-suffix",
+    ),
+    case("resolve empty side", &["resolve", "{S}", "--to="], "--to"),
     // Counts and fractions.
     case(
         "probe count 0",

@@ -6,6 +6,7 @@ pub mod history;
 #[cfg(feature = "gke")]
 pub mod k8s_switch;
 pub mod ping;
+pub mod resolve;
 #[cfg(feature = "gke")]
 pub mod retire_blue;
 pub mod rollback;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use kong_switch_core::admin::{AdminRequest, KongClient};
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
-use kong_switch_core::state::{Event, StateLog};
+use kong_switch_core::state::{Event, IntentRecord, StateLog};
 use kong_switch_core::switch::{Drift, DriftState, Engine, SwitchTarget};
 use serde::Serialize;
 
@@ -20,9 +20,10 @@ use crate::state;
 /// agree.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
-    /// Kong's view.
+    /// Kong's view of the service (none for a tag selection, `tag:K=V`, whose services are
+    /// compared through the log's saved plans only).
     #[serde(flatten)]
-    pub kong_view: ServiceStatus,
+    pub kong_view: Option<ServiceStatus>,
     /// The last event logged for the service, if any. An intent shows its writes brief and
     /// leaves out its saved state (`prior`): on a DB-less node both hold whole declarative
     /// configurations; `history` prints the record as it is.
@@ -32,7 +33,7 @@ pub struct StatusReport {
     pub drift: Drift,
 }
 
-/// Runs `status`. Exits 9 when Kong and the log disagree or a run was left unfinished.
+/// Runs `status` of a service, or of a tag selection (`tag:K=V`, the log only). Exits 9 when Kong and the log disagree or a run was left unfinished.
 pub async fn run(
     global: &GlobalArgs,
     client: KongClient,
@@ -43,18 +44,24 @@ pub async fn run(
     let sides = super::switch::sides(&args.naming);
     sides.validate()?;
     let service = NameOrId::from(args.service.as_str());
-    let kong_view = inspect::service_status(&client, &service, &sides)
-        .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                CliError::NotFound(format!(
-                    "service `{service}` does not exist in Kong at {}; check the name (or id) and --workspace",
-                    client.config().base_url()
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+    let kong_view = if args.service.starts_with("tag:") {
+        None
+    } else {
+        Some(
+            inspect::service_status(&client, &service, &sides)
+                .await
+                .map_err(|e| {
+                    if e.is_not_found() {
+                        CliError::NotFound(format!(
+                            "service `{service}` does not exist in Kong at {}; check the name (or id) and --workspace",
+                            client.config().base_url()
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?,
+        )
+    };
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
@@ -69,7 +76,7 @@ pub async fn run(
 
 fn brief_event<S: serde::Serializer>(event: &Option<Event>, s: S) -> Result<S::Ok, S::Error> {
     let mut event = event.clone();
-    if let Some(intent) = event.as_mut().and_then(|e| e.intent.as_mut()) {
+    if let Some(IntentRecord::Readable(intent)) = event.as_mut().and_then(|e| e.intent.as_mut()) {
         intent.writes = intent.writes.iter().map(AdminRequest::brief).collect();
         intent.undo = intent.undo.iter().map(AdminRequest::brief).collect();
         intent.prior = serde_json::Value::Null;
@@ -79,7 +86,14 @@ fn brief_event<S: serde::Serializer>(event: &Option<Event>, s: S) -> Result<S::O
 
 impl Render for StatusReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        render_kong_view(&self.kong_view, out)?;
+        match &self.kong_view {
+            Some(view) => render_kong_view(view, out)?,
+            None => writeln!(
+                out,
+                "target {}: a tag selection, compared through the plans its runs saved",
+                self.drift.target
+            )?,
+        }
         match &self.last_event {
             Some(e) => writeln!(out, "last event: {}", event_line(e))?,
             None => writeln!(out, "last event: none recorded")?,
@@ -95,19 +109,29 @@ impl Render for StatusReport {
             DriftState::DanglingIntent => {
                 "UNFINISHED RUN: an intent has no outcome; `kong-switch rollback` or a re-run resolves it"
             }
+            DriftState::Unreadable => {
+                "UNREADABLE RUN: the last run's intent cannot be read, so Kong cannot be compared with it; `kong-switch resolve` records where Kong is"
+            }
         };
         writeln!(out, "log vs Kong: {verdict}")?;
         if matches!(
             self.drift.state,
-            DriftState::Drifted | DriftState::DanglingIntent
+            DriftState::Drifted | DriftState::DanglingIntent | DriftState::Unreadable
         ) {
             writeln!(out, "  {}", self.drift.message)?;
-            writeln!(
-                out,
-                "  see its events with `kong-switch history {target}`; `kong-switch rollback {target}` restores the start of run {}",
-                or_dash(self.drift.run_id),
-                target = self.drift.target
-            )?;
+            let target = &self.drift.target;
+            let run = or_dash(self.drift.run_id);
+            if self.drift.state == DriftState::Unreadable {
+                writeln!(
+                    out,
+                    "  see the events of run {run} with `kong-switch history {target}`; record where Kong is with `kong-switch resolve {target} --to <side>`"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "  see the events of run {run} with `kong-switch history {target}`; `kong-switch rollback {target}` restores its start"
+                )?;
+            }
             for v in self.drift.values.iter().filter(|v| v.expected != v.kong) {
                 writeln!(
                     out,
@@ -208,7 +232,7 @@ fn list_or_dash(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use kong_switch_core::admin::Method;
-    use kong_switch_core::state::Intent;
+    use kong_switch_core::state::{INTENT_FORMAT, Intent};
     use serde_json::json;
 
     use super::*;
@@ -218,6 +242,7 @@ mod tests {
         let config = json!({"_format_version": "3.0", "services": [{"name": "x".repeat(10_000)}]});
         let post = AdminRequest::new(Method::Post, "/config").with_body(config.clone());
         let intent = Intent {
+            format: INTENT_FORMAT,
             strategy: "upstream".into(),
             from: "blue".into(),
             to: "green".into(),

@@ -149,6 +149,7 @@ fn request(
     req.dry_run = run.dry_run;
     req.nodes = nodes(global, run)?;
     req.parallelism = run.parallelism;
+    req.unknown_write_window = run.unknown_write_window;
     req.actor = state::actor(run.record.actor.as_deref());
     req.lease_ttl = run.record.lease_ttl;
     req.attributes = DeploymentAttributes {

@@ -152,6 +152,23 @@ impl Error {
         }
     }
 
+    /// Whether a write that failed this way may still have been applied: the request went out
+    /// and no answer proves Kong refused it (no answer in time, the connection lost after
+    /// sending, a 5xx from Kong or from a proxy in front of it, a 2xx that did not decode).
+    /// Connect failures, local refusals and Kong's 4xx answers prove it was not applied.
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } | Error::Decode { .. } => true,
+            Error::Kong(_) | Error::UnexpectedBody { .. } => {
+                self.status().is_none_or(|status| status >= 500)
+            }
+            Error::InvalidConfig { .. }
+            | Error::Connect { .. }
+            | Error::ReadOnly { .. }
+            | Error::Encode { .. } => false,
+        }
+    }
+
     /// Kong's error code (`code` in its error body), if Kong sent one.
     pub fn kong_code(&self) -> Option<i64> {
         match self {

@@ -27,7 +27,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Color, DeploymentStatus, Error, Event, EventKind, Intent, LeaseRequest, StateLog, Step,
+    Color, DeploymentStatus, Error, Event, EventKind, INTENT_FORMAT, Intent, IntentRecord,
+    LeaseRequest, StateLog, Step,
 };
 use crate::admin::{AdminRequest, Method};
 
@@ -164,6 +165,7 @@ pub async fn event_fields_round_trip(log: &impl StateLog) {
     let timestamp =
         DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let intent = Intent {
+        format: INTENT_FORMAT,
         strategy: "weights".into(),
         from: "blue".into(),
         to: "green".into(),
@@ -210,6 +212,48 @@ pub async fn event_fields_round_trip(log: &impl StateLog) {
             Ok(Some(read)) => assert_eq!(read, expected, "the event reads back as written"),
             other => panic!("last: expected the event, got {other:?}"),
         }
+    }
+}
+
+/// An intent in a shape this version cannot decode (another kong-switch, an edited log)
+/// reads back as [`IntentRecord::Unreadable`], kept verbatim, and `last_of` still finds it:
+/// a store never skips it or turns it into a default.
+pub async fn an_unreadable_intent_reads_back_unreadable_and_verbatim(log: &impl StateLog) {
+    let target = fresh_target("unreadable");
+    append_ok(log, Event::new(&target, EventKind::Completed)).await;
+    let raw = json!({
+        "strategy": "upstream",
+        "from": "blue",
+        "to": "green",
+        "writes": [{"verb": "PATCH", "url": "/services/orders"}],
+        "undo": [],
+        "prior": {"plan": {"shape": "of another version"}}
+    });
+    let mut event = Event::new(&target, EventKind::Intent).with_run_id(Uuid::new_v4());
+    event.intent = Some(IntentRecord::from_value(raw.clone()));
+    append_ok(log, event).await;
+    let read = match log
+        .last_of(&target, &[EventKind::Intent, EventKind::Completed])
+        .await
+    {
+        Ok(Some(read)) => read,
+        other => panic!("last_of: expected the intent, got {other:?}"),
+    };
+    assert_eq!(
+        read.kind,
+        EventKind::Intent,
+        "the newest run event is the intent"
+    );
+    match read.intent {
+        Some(IntentRecord::Unreadable(unreadable)) => {
+            assert_eq!(unreadable.raw, raw, "kept verbatim");
+            assert!(
+                unreadable.reason.contains("writes[0]"),
+                "{}",
+                unreadable.reason
+            );
+        }
+        other => panic!("expected an unreadable intent, got {other:?}"),
     }
 }
 
@@ -426,6 +470,7 @@ where
     last_returns_the_newest_event(&log).await;
     last_of_returns_the_newest_event_of_the_kinds(&log).await;
     event_fields_round_trip(&log).await;
+    an_unreadable_intent_reads_back_unreadable_and_verbatim(&log).await;
     targets_lists_targets_with_events(&log).await;
     acquire_grants_a_lease_for_the_ttl(&log).await;
     second_acquire_fails_naming_the_holder(&log).await;

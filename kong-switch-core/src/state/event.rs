@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::admin::AdminRequest;
+use super::intent::{Intent, IntentRecord};
 
 /// Where a deployment stands, as recorded in the log. Serialized in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -130,6 +130,10 @@ pub enum EventKind {
     /// `refused`: the gates refused the switch; nothing was changed. [`Event::reason`] says
     /// which gates failed.
     Refused,
+    /// `resolved`: an operator closed an unfinished run after reading Kong (`resolve`): the
+    /// event's [`Event::color`] is the side Kong was found on, and its [`Event::intent`]
+    /// holds what was read, for later comparisons.
+    Resolved,
     /// `status`: a plain deployment status transition (e.g. `deploying` → `testing` in the
     /// Kubernetes workflow), given in [`Event::status`].
     Status,
@@ -148,6 +152,7 @@ impl EventKind {
             EventKind::Completed => "completed",
             EventKind::RolledBack => "rolled_back",
             EventKind::Refused => "refused",
+            EventKind::Resolved => "resolved",
             EventKind::Status => "status",
             EventKind::Unknown => "unknown",
         }
@@ -158,41 +163,6 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The saved prior state of a switch, written before the first Kong write.
-///
-/// With it, a run that finds a dangling intent (the previous run crashed) can compare Kong
-/// with `writes` and either finish the switch or apply `undo`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Intent {
-    /// `upstream`, `route` or `weights`.
-    pub strategy: String,
-    /// The side traffic leaves.
-    pub from: String,
-    /// The side traffic goes to.
-    pub to: String,
-    /// The Kong writes the switch will make, in order.
-    pub writes: Vec<AdminRequest>,
-    /// The writes that restore the prior state, in the order to apply them.
-    pub undo: Vec<AdminRequest>,
-    /// The entities as read before the switch (free-form JSON, for humans and drift checks).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub prior: serde_json::Value,
-    /// Set when a run's intent is split over several events (a batch writes one part per
-    /// hundred services, so no event grows with the batch). Every part carries the run id
-    /// and all are written before the first Kong write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub part: Option<IntentPart>,
-}
-
-/// Which part of a run's intent an event holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntentPart {
-    /// 1-based.
-    pub index: usize,
-    /// How many parts the run's intent has.
-    pub of: usize,
 }
 
 /// One applied step of a `weights` shift.
@@ -229,6 +199,7 @@ pub struct Step {
 ///   "to": "green",
 ///   "service": "orders",
 ///   "intent": {
+///     "format": 2,
 ///     "strategy": "upstream",
 ///     "from": "blue",
 ///     "to": "green",
@@ -243,7 +214,7 @@ pub struct Step {
 /// | `target` | string | the switch target key: a service name or id, or `tag:app=orders` |
 /// | `seq` | integer | position in the target's log, from 1, assigned by the store |
 /// | `timestamp` | RFC 3339 | when the event was created |
-/// | `kind` | string | `intent`, `step`, `completed`, `rolled_back`, `refused`, `status` |
+/// | `kind` | string | `intent`, `step`, `completed`, `rolled_back`, `refused`, `resolved`, `status` |
 /// | `run_id` | uuid | ties together the events of one run |
 /// | `status` | string | `deploying`, `testing`, `active`, `idle`, `rolled_back` |
 /// | `environment` | string | e.g. `production` |
@@ -254,7 +225,7 @@ pub struct Step {
 /// | `strategy` | string | `upstream`, `route` or `weights` |
 /// | `from`, `to` | string | side names |
 /// | `step` | object | [`Step`]: `index`, `of`, `weights` |
-/// | `intent` | object | [`Intent`]: `strategy`, `from`, `to`, `writes`, `undo`, `prior` |
+/// | `intent` | object | [`Intent`]: `format`, `strategy`, `from`, `to`, `writes`, `undo`, `prior` |
 ///
 /// # Building events
 ///
@@ -332,9 +303,11 @@ pub struct Event {
     /// For [`EventKind::Step`]: the step applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<Step>,
-    /// For [`EventKind::Intent`]: the planned writes and their undo.
+    /// For [`EventKind::Intent`] (and [`EventKind::Resolved`]): the planned writes and their
+    /// undo, or, when this kong-switch cannot decode it, the record as found
+    /// ([`IntentRecord::Unreadable`]): never a default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intent: Option<Intent>,
+    pub intent: Option<IntentRecord>,
 }
 
 impl Event {
@@ -512,7 +485,7 @@ impl Event {
         self.strategy = Some(intent.strategy.clone());
         self.from = Some(intent.from.clone());
         self.to = Some(intent.to.clone());
-        self.intent = Some(intent);
+        self.intent = Some(IntentRecord::Readable(intent));
         self
     }
 }
@@ -556,7 +529,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::Method;
+    use crate::admin::{AdminRequest, Method};
     use serde_json::json;
 
     fn fixed_time() -> DateTime<Utc> {
@@ -569,6 +542,7 @@ mod tests {
     fn intent_event_serializes_to_the_documented_json() {
         let run_id = Uuid::parse_str("5f0c6a34-3b1f-4c57-9a55-2a1c9c8f1e2d").expect("valid uuid");
         let intent = Intent {
+            format: super::super::intent::INTENT_FORMAT,
             strategy: "upstream".into(),
             from: "blue".into(),
             to: "green".into(),
@@ -602,6 +576,7 @@ mod tests {
             "to": "green",
             "service": "orders",
             "intent": {
+                "format": 2,
                 "strategy": "upstream",
                 "from": "blue",
                 "to": "green",
@@ -636,6 +611,7 @@ mod tests {
             EventKind::Completed,
             EventKind::RolledBack,
             EventKind::Refused,
+            EventKind::Resolved,
             EventKind::Status,
         ] {
             assert_eq!(

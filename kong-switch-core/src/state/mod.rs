@@ -14,6 +14,7 @@
 mod error;
 mod event;
 mod file;
+mod intent;
 mod lease;
 
 #[cfg(feature = "testing")]
@@ -22,10 +23,9 @@ pub mod conformance;
 use std::future::Future;
 
 pub use error::{Error, Result};
-pub use event::{
-    Color, CorruptLine, DeploymentStatus, Event, EventKind, History, Intent, IntentPart, Step,
-};
+pub use event::{Color, CorruptLine, DeploymentStatus, Event, EventKind, History, Step};
 pub use file::FileLog;
+pub use intent::{INTENT_FORMAT, Intent, IntentPart, IntentRecord, UnreadableIntent};
 pub use lease::{Lease, LeaseGuard, LeaseRequest};
 
 /// A store of per-target event logs and leases.

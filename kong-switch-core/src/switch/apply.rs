@@ -40,6 +40,29 @@ pub(crate) struct Stopped {
     pub cause: RollbackCause,
     /// In words.
     pub reason: String,
+    /// The failed write may have been applied although no answer said so (timeout, lost
+    /// connection, 5xx): Kong may still apply it after the run has moved on.
+    pub uncertain: bool,
+}
+
+impl Stopped {
+    /// A stop whose cause leaves no write in doubt.
+    pub(crate) fn new(step: usize, cause: RollbackCause, reason: impl Into<String>) -> Stopped {
+        Stopped {
+            step,
+            cause,
+            reason: reason.into(),
+            uncertain: false,
+        }
+    }
+}
+
+/// Why a write and its read-back failed.
+struct WriteFailure {
+    cause: RollbackCause,
+    reason: String,
+    /// See [`Stopped::uncertain`].
+    uncertain: bool,
 }
 
 /// The result of applying (part of) a plan.
@@ -63,11 +86,19 @@ async fn write_and_check(
     request: &AdminRequest,
     checks: &[Check],
     want_after: bool,
-) -> Result<(), (RollbackCause, String)> {
+) -> Result<(), WriteFailure> {
     let answer = client
         .execute::<Value>(request)
         .await
-        .map_err(|e| (RollbackCause::WriteFailed, e.to_string()))?;
+        .map_err(|e| WriteFailure {
+            cause: RollbackCause::WriteFailed,
+            uncertain: e.may_have_applied(),
+            reason: if e.may_have_applied() {
+                format!("{e} (the write may still be applied by Kong)")
+            } else {
+                e.to_string()
+            },
+        })?;
     for check in checks {
         let want = if want_after {
             &check.after
@@ -83,23 +114,23 @@ async fn write_and_check(
         let got = if same_entity && answer.is_object() {
             answer.pointer(&check.pointer).cloned()
         } else {
-            read_value(client, check).await.map_err(|e| {
-                (
-                    RollbackCause::ReadbackMismatch,
-                    format!("read-back {} failed: {e}", check.read),
-                )
+            read_value(client, check).await.map_err(|e| WriteFailure {
+                cause: RollbackCause::ReadbackMismatch,
+                reason: format!("read-back {} failed: {e}", check.read),
+                uncertain: false,
             })?
         };
         if !got.as_ref().is_some_and(|g| same_value(g, want)) {
-            return Err((
-                RollbackCause::ReadbackMismatch,
-                format!(
+            return Err(WriteFailure {
+                cause: RollbackCause::ReadbackMismatch,
+                reason: format!(
                     "read-back of {} {} shows {}, expected {want}",
                     check.read.path,
                     check.pointer,
                     got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
                 ),
-            ));
+                uncertain: false,
+            });
         }
     }
     Ok(())
@@ -139,27 +170,27 @@ where
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
         if cancel.is_cancelled() {
-            out.stopped = Some(Stopped {
-                step: i,
-                cause: RollbackCause::Interrupted,
-                reason: format!("interrupted before step {} of {total}", i + 1),
-            });
+            out.stopped = Some(Stopped::new(
+                i,
+                RollbackCause::Interrupted,
+                format!("interrupted before step {} of {total}", i + 1),
+            ));
             return out;
         }
         out.writes.push(step.request.clone());
-        if let Err((cause, reason)) =
-            write_and_check(client, &step.request, &step.checks, true).await
-        {
+        if let Err(failure) = write_and_check(client, &step.request, &step.checks, true).await {
             out.steps[i].status = StepStatus::Failed;
-            out.steps[i].error = Some(reason.clone());
+            out.steps[i].error = Some(failure.reason.clone());
             out.stopped = Some(Stopped {
                 step: i,
-                cause,
+                cause: failure.cause,
                 reason: format!(
-                    "step {} of {total} ({}) failed: {reason}",
+                    "step {} of {total} ({}) failed: {}",
                     i + 1,
-                    step.description
+                    step.description,
+                    failure.reason
                 ),
+                uncertain: failure.uncertain,
             });
             return out;
         }
@@ -194,22 +225,22 @@ where
             let (failure, baked) =
                 futures::join!(watch_stage(step.stage, bake), wait(bake, cancel));
             if let Some(reason) = failure {
-                out.stopped = Some(Stopped {
-                    step: i + 1,
-                    cause: RollbackCause::VerificationFailed,
-                    reason: format!("after step {} of {total}: {reason}", i + 1),
-                });
+                out.stopped = Some(Stopped::new(
+                    i + 1,
+                    RollbackCause::VerificationFailed,
+                    format!("after step {} of {total}: {reason}", i + 1),
+                ));
                 return out;
             }
             if !bake.is_zero() && !baked {
-                out.stopped = Some(Stopped {
-                    step: i + 1,
-                    cause: RollbackCause::Interrupted,
-                    reason: format!(
+                out.stopped = Some(Stopped::new(
+                    i + 1,
+                    RollbackCause::Interrupted,
+                    format!(
                         "interrupted during the bake time after step {} of {total}",
                         i + 1
                     ),
-                });
+                ));
                 return out;
             }
         }
@@ -312,16 +343,61 @@ async fn restore_group(
             description: item.request.to_string(),
         });
         writes.push(item.request.clone());
-        if let Err((_, reason)) = write_and_check(client, &item.request, &item.checks, false).await
-        {
+        if let Err(failure) = write_and_check(client, &item.request, &item.checks, false).await {
             return Err(RestoreFailed {
-                message: format!("restore write {} failed: {reason}", item.request),
+                message: format!("restore write {} failed: {}", item.request, failure.reason),
                 writes,
                 remaining: items[i..].iter().map(|r| r.request.clone()).collect(),
             });
         }
     }
     Ok(writes)
+}
+
+/// How often [`fence`] reads Kong.
+const FENCE_POLL: Duration = Duration::from_millis(200);
+
+/// Restores this many times at most while fencing; more means something else keeps writing.
+const FENCE_MAX_RESTORES: usize = 5;
+
+/// After a restore that followed a write of unknown outcome: keeps reading the restored values
+/// for `window`, restoring again whenever the lost write lands late and changes one back, and
+/// succeeds only when a read after `window` shows every value restored. Returns the writes
+/// sent. This is the proof a `rolled_back` record needs: one read right after a timeout shows
+/// nothing about a write still on its way to Kong.
+pub(crate) async fn fence(
+    client: &KongClient,
+    groups: &[Vec<RestoreItem>],
+    window: Duration,
+    progress: &dyn Progress,
+) -> Result<Vec<AdminRequest>, RestoreFailed> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut writes = Vec::new();
+    let mut restores = 0;
+    loop {
+        let now = tokio::time::Instant::now();
+        let last = now >= deadline;
+        if !last {
+            tokio::time::sleep(FENCE_POLL.min(deadline - now)).await;
+        }
+        let sent = restore(client, groups, 1, progress).await?;
+        if !sent.is_empty() {
+            restores += 1;
+            writes.extend(sent);
+            if restores > FENCE_MAX_RESTORES {
+                return Err(RestoreFailed {
+                    message: format!(
+                        "Kong changed the restored values back {restores} times within {} ms: another writer is active",
+                        window.as_millis()
+                    ),
+                    writes,
+                    remaining: groups.iter().flatten().map(|i| i.request.clone()).collect(),
+                });
+            }
+        } else if last {
+            return Ok(writes);
+        }
+    }
 }
 
 #[cfg(test)]

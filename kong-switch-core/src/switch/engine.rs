@@ -12,13 +12,14 @@ use uuid::Uuid;
 use crate::admin::{AdminRequest, KongClient, Node};
 use crate::model::{Mode, NameOrId};
 use crate::state::{
-    DeploymentStatus, Event, EventKind, Intent, LeaseRequest, StateLog, Step as LogStep,
+    DeploymentStatus, Event, EventKind, IntentRecord, LeaseRequest, StateLog, Step as LogStep,
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
 use super::error::{Error, Result};
 use super::gates::{self, GateOutcome};
 use super::hybrid::{self, Settle, Watch};
+use super::intent::{self, Unreadable, intent_of};
 use super::plan::{Check, Plan, RestoreItem, restore_items};
 use super::progress::{NoProgress, Progress, ProgressEvent};
 use super::report::{
@@ -29,16 +30,18 @@ use super::request::{
     DEFAULT_PARALLELISM, OnFailure, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
     VerifyAmount, VerifyConfig,
 };
-use super::snapshot::{Prepared, Reader, plan_of_prior, prior_of};
+use super::snapshot::{Prepared, Reader};
 use super::verify::{self, Converged, Poll, VerificationReport};
 
 mod batch;
+mod resolve;
 
 /// The events that open and close a run: the newest of them says whether an intent dangles.
-const RUN_KINDS: [EventKind; 3] = [
+const RUN_KINDS: [EventKind; 4] = [
     EventKind::Intent,
     EventKind::Completed,
     EventKind::RolledBack,
+    EventKind::Resolved,
 ];
 
 /// Margin added to the computed convergence timeout.
@@ -106,17 +109,15 @@ impl Verified {
     /// Why the run must stop after verification (the rollback path), if it must.
     fn stop(&self, step: usize) -> Option<Stopped> {
         if self.cancelled {
-            return Some(Stopped {
+            return Some(Stopped::new(
                 step,
-                cause: RollbackCause::Interrupted,
-                reason: "interrupted while waiting for the new side / verifying".into(),
-            });
+                RollbackCause::Interrupted,
+                "interrupted while waiting for the new side / verifying",
+            ));
         }
-        self.failure.clone().map(|reason| Stopped {
-            step,
-            cause: RollbackCause::VerificationFailed,
-            reason,
-        })
+        self.failure
+            .clone()
+            .map(|reason| Stopped::new(step, RollbackCause::VerificationFailed, reason))
     }
 }
 
@@ -150,6 +151,10 @@ pub enum DriftState {
     /// The last record is an intent without outcome: a run crashed or is running. A re-run of
     /// the switch, or `rollback`, resolves it.
     DanglingIntent,
+    /// The last run's intent cannot be read by this version (another shape, an edited log):
+    /// Kong cannot be compared with it, and nothing is assumed. `resolve` records what Kong
+    /// shows.
+    Unreadable,
 }
 
 /// Where Kong stands relative to a plan. Serialized in snake_case.
@@ -214,36 +219,6 @@ fn merged_checks(steps: &[super::plan::Step]) -> Vec<Check> {
     out
 }
 
-/// The plans saved in an intent (one, or several for a batch).
-fn plans_of(intent: &Intent) -> Vec<Plan> {
-    if let Some(plan) = plan_of_prior(&intent.prior) {
-        return vec![plan];
-    }
-    intent
-        .prior
-        .get("plans")
-        .and_then(|p| serde_json::from_value::<Vec<Plan>>(p.clone()).ok())
-        .unwrap_or_default()
-}
-
-/// The plans of the run that wrote `intent_event`: a batch writes its intent in parts
-/// (`Intent::part`), one event each, all with the run id.
-fn run_plans(events: &[Event], intent_event: &Event) -> Vec<Plan> {
-    let Some(intent) = &intent_event.intent else {
-        return Vec::new();
-    };
-    let (Some(run), Some(_)) = (intent_event.run_id, intent.part) else {
-        return plans_of(intent);
-    };
-    events
-        .iter()
-        .filter(|e| e.kind == EventKind::Intent && e.run_id == Some(run))
-        .filter_map(|e| e.intent.as_ref())
-        .filter(|i| i.part.is_some())
-        .flat_map(plans_of)
-        .collect()
-}
-
 fn all_passed(gates: &[GateOutcome]) -> bool {
     gates.iter().all(|g| g.passed)
 }
@@ -286,7 +261,7 @@ impl<L: StateLog> Engine<L> {
         self.progress.event(ProgressEvent::Reading {
             what: "the control plane's data planes".into(),
         });
-        Ok(Some(Watch::start(&self.client).await?))
+        Ok(Some(Watch::start(&self.client, node).await?))
     }
 
     /// Reports progress to `progress` (progress bars).
@@ -494,15 +469,13 @@ impl<L: StateLog> Engine<L> {
         let watch = self.hybrid_watch(&prepared.node).await?;
 
         // Intend.
-        let intent = Intent {
-            strategy: plan.strategy.as_str().to_owned(),
-            from: plan.from.color.clone(),
-            to: plan.to.color.clone(),
-            writes: plan.writes(),
-            undo: plan.undo(),
-            prior: prior_of(plan),
-            part: None,
-        };
+        let intent = intent_of(
+            plan.strategy.as_str(),
+            &plan.from.color,
+            &plan.to.color,
+            std::slice::from_ref(plan),
+            None,
+        );
         let base = self.event(key, EventKind::Intent, run_id, req, plan);
         self.log.append(base.clone().with_intent(intent)).await?;
 
@@ -527,7 +500,7 @@ impl<L: StateLog> Engine<L> {
                 req,
                 &prepared.node,
                 moves_routes(plan),
-                watch.map(|w| (w, written_at)),
+                watch.map(|w| (w.with_writes(applied.writes.len()), written_at)),
             )
             .await;
         report.durations.verify_ms = ms(verify_started.elapsed());
@@ -552,7 +525,13 @@ impl<L: StateLog> Engine<L> {
                     .await?;
             }
             None => {
-                self.record_completed(&base, plan).await?;
+                self.record_completed(&base, plan)
+                    .await
+                    .map_err(|source| Error::Unrecorded {
+                        target: key.to_owned(),
+                        kong: format!("{key} routes to {} (switch verified)", plan.to.name),
+                        source,
+                    })?;
                 report.outcome = Outcome::Completed;
                 report.message = format!(
                     "{key} switched from {} to {} ({} write(s){}){}",
@@ -572,7 +551,11 @@ impl<L: StateLog> Engine<L> {
         Ok(report)
     }
 
-    async fn record_completed(&self, base: &Event, plan: &Plan) -> Result<()> {
+    async fn record_completed(
+        &self,
+        base: &Event,
+        plan: &Plan,
+    ) -> std::result::Result<(), crate::state::Error> {
         self.log
             .append(
                 base.next(EventKind::Completed)
@@ -693,9 +676,15 @@ impl<L: StateLog> Engine<L> {
         let items = [restore_items(&plan.steps[from.min(upto)..upto])];
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
         let watch = self.rollback_watch().await;
-        let restored_writes = self
+        let mut restored_writes = self
             .undo_or_inconsistent(&plan.target, &stopped.reason, &items, 1, &mut report.writes)
             .await?;
+        if stopped.uncertain {
+            restored_writes.extend(
+                self.fence_or_inconsistent(&plan.target, &stopped.reason, &items, req)
+                    .await?,
+            );
+        }
         let (nodes, hybrid) = self
             .settle_rollback(
                 watch,
@@ -732,7 +721,14 @@ impl<L: StateLog> Engine<L> {
                 )
             }
         };
-        self.log.append(event).await?;
+        self.log
+            .append(event)
+            .await
+            .map_err(|source| Error::Unrecorded {
+                target: plan.target.clone(),
+                kong: format!("{}; {where_now}", stopped.reason),
+                source,
+            })?;
         report.outcome = if stopped.cause == RollbackCause::Interrupted {
             Outcome::Interrupted
         } else {
@@ -918,8 +914,19 @@ impl<L: StateLog> Engine<L> {
             .as_ref()
             .and_then(|v| v.convergence_timeout)
             .unwrap_or_else(|| hybrid::default_timeout(node, self.disconnected_after));
-        self.settle_watch(node, watch, written_at, timeout, &req.gates.data_planes)
-            .await
+        let proxy_proof = req
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.expect_header.is_some());
+        self.settle_watch(
+            node,
+            watch,
+            written_at,
+            timeout,
+            &req.gates.data_planes,
+            proxy_proof,
+        )
+        .await
     }
 
     /// Waits until the data planes `watch` saw report what was written at `written_at`.
@@ -930,6 +937,7 @@ impl<L: StateLog> Engine<L> {
         written_at: Instant,
         timeout: Duration,
         status_urls: &[url::Url],
+        proxy_proof: bool,
     ) -> hybrid::Settled {
         watch
             .settle(Settle {
@@ -941,6 +949,7 @@ impl<L: StateLog> Engine<L> {
                 http: &self.http,
                 cancel: &self.cancel,
                 progress: self.progress.as_ref(),
+                proxy_proof,
             })
             .await
     }
@@ -1028,10 +1037,8 @@ impl<L: StateLog> Engine<L> {
         if last.kind != EventKind::Intent {
             return Ok(None);
         }
-        let Some(intent) = last.intent.clone() else {
-            return Ok(None);
-        };
         let plans = self.plans_of_run(key, &last).await?;
+        let to = last.to.clone().unwrap_or_default();
         let state = self.kong_state(&plans).await?;
         let base = last.next(EventKind::RolledBack).with_actor(actor);
         let (action, writes, event) = match state.0 {
@@ -1041,7 +1048,7 @@ impl<L: StateLog> Engine<L> {
                 last.next(EventKind::Completed)
                     .with_actor(actor)
                     .with_status(DeploymentStatus::Active)
-                    .with_color(intent.to.clone())
+                    .with_color(to)
                     .with_reason(
                         "recovered: the previous run applied every write but recorded no outcome",
                     ),
@@ -1083,6 +1090,12 @@ impl<L: StateLog> Engine<L> {
     /// Reads every planned value from Kong and classifies it.
     async fn kong_state(&self, plans: &[Plan]) -> Result<(KongState, Vec<(Check, Value)>)> {
         let checks: Vec<Check> = plans.iter().flat_map(|p| merged_checks(&p.steps)).collect();
+        if checks.is_empty() {
+            // Nothing to read is not "nothing changed": the caller cannot decide from it.
+            return Err(Error::Unsupported(
+                "the saved plans hold no value to read back from Kong".to_owned(),
+            ));
+        }
         let values =
             futures::future::try_join_all(checks.iter().map(|c| read_value(&self.client, c)))
                 .await?;
@@ -1093,7 +1106,7 @@ impl<L: StateLog> Engine<L> {
             .collect();
         let all_after = pairs.iter().all(|(c, v)| same_value(v, &c.after));
         let all_before = pairs.iter().all(|(c, v)| same_value(v, &c.before));
-        let state = if all_after && !pairs.is_empty() {
+        let state = if all_after {
             KongState::After
         } else if all_before {
             KongState::Before
@@ -1120,19 +1133,35 @@ impl<L: StateLog> Engine<L> {
         drift.last_event = Some(last.kind);
         drift.run_id = last.run_id;
         // The intent of the last run, which is the newest intent (runs do not interleave);
-        // a requested rollback has its own run id and no intent.
+        // a requested rollback has its own run id and no intent; a resolution carries what
+        // it read.
         let intent_event = match last.kind {
-            EventKind::Intent => Some(last.clone()),
-            _ => self.log.last_of(target, &[EventKind::Intent]).await?,
+            EventKind::Intent | EventKind::Resolved => Some(last.clone()),
+            _ => {
+                self.log
+                    .last_of(target, &[EventKind::Intent, EventKind::Resolved])
+                    .await?
+            }
         };
-        let Some((intent_event, intent)) =
-            intent_event.and_then(|e| e.intent.clone().map(|i| (e, i)))
-        else {
+        let Some(intent_event) = intent_event.filter(|e| e.intent.is_some()) else {
             drift.state = DriftState::InSync;
             drift.message = "the log holds no intent to compare with Kong".into();
             return Ok(drift);
         };
-        let plans = self.plans_of_run(target, &intent_event).await?;
+        let (from, to) = (
+            intent_event.from.clone().unwrap_or_default(),
+            intent_event.to.clone().unwrap_or_default(),
+        );
+        let plans = match self.plans_of_run(target, &intent_event).await {
+            Ok(plans) => plans,
+            Err(e @ Error::UnreadableIntent { .. }) => {
+                drift.state = DriftState::Unreadable;
+                drift.run_id = intent_event.run_id;
+                drift.message = e.to_string();
+                return Ok(drift);
+            }
+            Err(e) => return Err(e),
+        };
         let (state, pairs) = self.kong_state(&plans).await?;
         if last.kind == EventKind::Intent {
             drift.state = DriftState::DanglingIntent;
@@ -1142,9 +1171,7 @@ impl<L: StateLog> Engine<L> {
                 .map(|(c, v)| compared(&c, c.after.clone(), v))
                 .collect();
             drift.message = format!(
-                "a switch of {target} started ({} → {}) but recorded no outcome; Kong is {}; re-run the switch or `rollback` to resolve it",
-                intent.from,
-                intent.to,
+                "a switch of {target} started ({from} → {to}) but recorded no outcome; Kong is {}; re-run the switch or `rollback` to resolve it",
                 match state {
                     KongState::Before => "still on the old side",
                     KongState::After => "on the new side",
@@ -1188,9 +1215,9 @@ impl<L: StateLog> Engine<L> {
                 "Kong matches the log ({} {})",
                 last.kind,
                 if last.kind == EventKind::Completed {
-                    &intent.to
+                    &to
                 } else {
-                    &intent.from
+                    &from
                 }
             )
         } else {
@@ -1260,6 +1287,37 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
+    /// After the undo of a run stopped by a write of unknown outcome: proves the restore
+    /// holds for `req.unknown_write_window` (see [`apply::fence`]). A failure is
+    /// [`Error::Inconsistent`]: no `rolled_back` is recorded, the intent stays unfinished.
+    async fn fence_or_inconsistent(
+        &self,
+        target: &str,
+        reason: &str,
+        groups: &[Vec<RestoreItem>],
+        req: &SwitchRequest,
+    ) -> Result<Vec<AdminRequest>> {
+        self.progress.event(ProgressEvent::Waiting {
+            what: "a write whose answer was lost: proving the restore holds".to_owned(),
+            up_to: req.unknown_write_window,
+        });
+        apply::fence(
+            &self.client,
+            groups,
+            req.unknown_write_window,
+            self.progress.as_ref(),
+        )
+        .await
+        .map_err(|failed| Error::Inconsistent {
+            target: target.to_owned(),
+            message: format!(
+                "{reason}; the restore could not be proven to hold: {}",
+                failed.message
+            ),
+            remaining: failed.remaining,
+        })
+    }
+
     /// Restores the start of every plan, `self.parallelism` services at once. A failure is
     /// [`Error::Inconsistent`], its message prefixed with `context`.
     async fn restore_plans(
@@ -1283,16 +1341,20 @@ impl<L: StateLog> Engine<L> {
         })
     }
 
-    /// The plans of the run whose intent is `intent_event`. Only a batch's intent, written
-    /// in parts, needs the history read to gather them.
+    /// The plans of the run whose intent is `intent_event`, or why they cannot be read
+    /// ([`Error::UnreadableIntent`]). Only a batch's intent, written in parts, needs the
+    /// history read to gather them.
     async fn plans_of_run(&self, target: &str, intent_event: &Event) -> Result<Vec<Plan>> {
-        Ok(match &intent_event.intent {
-            Some(intent) if intent.part.is_some() => {
-                run_plans(&self.log.history(target).await?.events, intent_event)
-            }
-            Some(intent) => plans_of(intent),
-            None => Vec::new(),
-        })
+        let split = matches!(
+            &intent_event.intent,
+            Some(IntentRecord::Readable(i)) if i.part.is_some()
+        );
+        let events = if split {
+            self.log.history(target).await?.events
+        } else {
+            Vec::new()
+        };
+        intent::plans_of_run(&events, intent_event).map_err(|u| unreadable(target, u))
     }
 
     /// Waits until Kong serves what a restore wrote at `written_at`: every data plane in
@@ -1304,12 +1366,20 @@ impl<L: StateLog> Engine<L> {
         watch: Option<Watch>,
         written_at: Instant,
         router: bool,
+        writes: usize,
     ) -> (Vec<NodeConvergence>, Option<HybridReport>) {
         match watch {
             Some(watch) => {
                 let timeout = hybrid::default_timeout(node, self.disconnected_after);
                 let settled = self
-                    .settle_watch(node, watch, written_at, timeout, &[])
+                    .settle_watch(
+                        node,
+                        watch.with_writes(writes),
+                        written_at,
+                        timeout,
+                        &[],
+                        false,
+                    )
                     .await;
                 (settled.nodes, Some(settled.report))
             }
@@ -1343,7 +1413,10 @@ impl<L: StateLog> Engine<L> {
             return (Vec::new(), None);
         }
         match self.client.node().await {
-            Ok(node) => self.settle_restore(&node, watch, written_at, router).await,
+            Ok(node) => {
+                self.settle_restore(&node, watch, written_at, router, undo_writes)
+                    .await
+            }
             Err(e) => (
                 vec![NodeConvergence {
                     node: "primary".to_owned(),
@@ -1388,18 +1461,27 @@ impl<L: StateLog> Engine<L> {
             .log
             .last_of(target, &RUN_KINDS)
             .await?
-            .is_some_and(|e| e.kind == EventKind::RolledBack);
-        let Some(intent_event) = self.log.last_of(target, &[EventKind::Intent]).await? else {
+            .is_some_and(|e| {
+                e.kind == EventKind::RolledBack
+                    || (e.kind == EventKind::Resolved
+                        && e.status == Some(DeploymentStatus::RolledBack))
+            });
+        let Some(intent_event) = self
+            .log
+            .last_of(target, &[EventKind::Intent, EventKind::Resolved])
+            .await?
+            .filter(|e| e.intent.is_some())
+        else {
             return Err(Error::NotFound {
                 kind: "recorded switch of",
                 name: target.to_owned(),
             });
         };
-        let Some(intent) = &intent_event.intent else {
-            return Err(Error::Unsupported(format!(
-                "the last intent of {target} carries no saved state"
-            )));
-        };
+        let (run_strategy, run_from, run_to) = (
+            intent_event.strategy.clone().unwrap_or_default(),
+            intent_event.from.clone().unwrap_or_default(),
+            intent_event.to.clone().unwrap_or_default(),
+        );
         let plans = self.plans_of_run(target, &intent_event).await?;
         let Some(first) = plans.first() else {
             return Err(Error::Unsupported(format!(
@@ -1414,8 +1496,14 @@ impl<L: StateLog> Engine<L> {
         let (nodes, hybrid_report) = if writes.is_empty() {
             (Vec::new(), None)
         } else {
-            self.settle_restore(&node, watch, written_at, plans.iter().any(moves_routes))
-                .await
+            self.settle_restore(
+                &node,
+                watch,
+                written_at,
+                plans.iter().any(moves_routes),
+                writes.len(),
+            )
+            .await
         };
         let run_id = Uuid::new_v4();
         let reason = format!(
@@ -1427,10 +1515,10 @@ impl<L: StateLog> Engine<L> {
         let event = Event::new(target, EventKind::RolledBack)
             .with_run_id(run_id)
             .with_actor(actor)
-            .with_strategy(intent.strategy.clone())
-            .with_sides(intent.from.clone(), intent.to.clone())
+            .with_strategy(run_strategy)
+            .with_sides(run_from, run_to.clone())
             .with_status(DeploymentStatus::RolledBack)
-            .with_color(intent.to.clone())
+            .with_color(run_to)
             .with_reason(reason.clone());
         let noop = writes.is_empty();
         // A no-op rollback of an already rolled-back switch needs no new record.
@@ -1486,6 +1574,16 @@ impl<L: StateLog> Engine<L> {
                 ..Durations::default()
             },
         })
+    }
+}
+
+/// The error for a run whose plans cannot be read.
+fn unreadable(target: &str, u: Unreadable) -> Error {
+    Error::UnreadableIntent {
+        target: target.to_owned(),
+        run_id: u.run_id,
+        seq: u.seq,
+        reason: u.reason,
     }
 }
 

@@ -63,6 +63,42 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// The last run of the target left an intent this kong-switch cannot read (written by
+    /// another version, or edited): what Kong shows cannot be compared with what the run
+    /// planned, so nothing is decided from it. Nothing was written.
+    #[error(
+        "the last run of {target} ({}, log entry #{seq}) left an intent this kong-switch cannot read: {reason}; \
+         what it changed in Kong is unknown, so nothing was written. Check where {target} routes in Kong, \
+         then record it with `kong-switch resolve {target} --to <the side Kong is on>`",
+        run_id.map_or_else(|| "run id unknown".to_owned(), |r| format!("run {r}"))
+    )]
+    UnreadableIntent {
+        /// The target key.
+        target: String,
+        /// The run that wrote the intent.
+        run_id: Option<uuid::Uuid>,
+        /// The intent's position in the log.
+        seq: u64,
+        /// What cannot be read, naming the JSON path.
+        reason: String,
+    },
+
+    /// The run reached its outcome in Kong, but the state log did not take the record of it:
+    /// Kong is where `kong` says; the log still shows the run as unfinished, which `status`
+    /// reports and a re-run or `rollback` resolves from Kong.
+    #[error(
+        "{target}: {kong}, but the state log could not record it ({source}); the log shows the run as unfinished until a re-run or `rollback` resolves it"
+    )]
+    Unrecorded {
+        /// The target key.
+        target: String,
+        /// Where Kong is, in words (`orders routes to orders-green`).
+        kong: String,
+        /// The state log's failure.
+        #[source]
+        source: state::Error,
+    },
+
     /// A rollback or recovery could not finish: Kong may be between the sides. The message
     /// names the step the engine stopped at and what remains to undo.
     #[error("inconsistent state of {target}: {message}")]

@@ -8,11 +8,18 @@
 //!    noting when each data plane's row first showed each new hash (the timeline gives the
 //!    per-data-plane convergence time and the mixed-traffic window of multi-write switches).
 //! 2. After the last write returns at `T`, [`Watch::settle`] waits at least until
-//!    `T + db_update_frequency + SETTLE_MARGIN` (an earlier hash may belong to a partial push),
-//!    then requires every connected data plane (`last_seen` within the disconnect timeout, Kong's
+//!    `T + db_update_frequency + SETTLE_MARGIN` (an earlier hash may belong to a partial push:
+//!    the control plane pushes at most once per `db_update_frequency`), then requires every connected data plane (`last_seen` within the disconnect timeout, Kong's
 //!    45 s by default) to report the same hash, different from its hash before the writes, with
 //!    `last_seen` at or after the first write. Data planes that are (or become) disconnected are
 //!    named, not waited for.
+//!    A run of one write on a quiet cluster needs no window. Quiet: no data plane applied a
+//!    configuration within `db_update_frequency` + margin before the watch (a data plane
+//!    pings right after applying one, so every `last_seen` is that old), so no push is
+//!    pending, the baseline is what the data planes run, and the write is pushed at once. The
+//!    first new hash then holds the write and can no longer change because of it: the settle
+//!    ends as soon as every connected data plane reports one new hash. If the cluster was not
+//!    quiet, or a data plane shows more than one change, the window applies.
 //! 3. On 3.x a data plane's proxy follows its hash about 0.6–0.8 s later, so each data plane
 //!    counts as live only [`PROXY_LAG_ALLOWANCE`] after its row showed the final hash; when the
 //!    user gave Status API URLs, each one's `/status` `configuration_hash` must be the final hash
@@ -37,7 +44,7 @@ use super::report::{ConvergenceMethod, DataPlaneReport, HybridReport, NodeConver
 pub const DEFAULT_DISCONNECTED_AFTER: Duration = Duration::from_secs(45);
 
 /// How often the control plane's data-plane list is read while watching.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
 
 /// Time after `T + db_update_frequency` for the last push to be applied and reported: a data
 /// plane applies a push within 0.26 s and the control plane lists it 0.1–0.9 s later (§10).
@@ -120,6 +127,10 @@ fn lock(t: &Timeline) -> MutexGuard<'_, HashMap<String, Seen>> {
 /// Watches the control plane's data planes from before the first write until the switch is
 /// live (see the module docs).
 pub(crate) struct Watch {
+    /// The writes the run makes after the watch started (`usize::MAX` until told).
+    writes: usize,
+    /// No data plane applied a configuration within the push window before the watch.
+    quiet: bool,
     baseline: HashMap<String, Row>,
     baseline_epoch: u64,
     timeline: Timeline,
@@ -150,6 +161,9 @@ pub(crate) struct Settle<'a> {
     pub cancel: &'a CancellationToken,
     /// Progress.
     pub progress: &'a dyn Progress,
+    /// The caller proves each proxy serves the new side right after (`--verify` with
+    /// `--expect-header`): the 3.x proxy lag allowance is not waited out here.
+    pub proxy_proof: bool,
 }
 
 /// What [`Watch::settle`] found.
@@ -166,9 +180,16 @@ pub(crate) struct Settled {
 
 impl Watch {
     /// Records every data plane's row and starts polling. Call before the first write.
-    pub(crate) async fn start(client: &KongClient) -> Result<Watch> {
+    pub(crate) async fn start(client: &KongClient, node: &Node) -> Result<Watch> {
         let rows = read_rows(client).await?;
         let baseline_epoch = epoch_secs();
+        let quiet_for = (node.db_update_frequency() + SETTLE_MARGIN)
+            .as_secs_f64()
+            .ceil() as u64;
+        let quiet = rows.iter().all(|r| {
+            r.last_seen
+                .is_some_and(|seen| baseline_epoch.saturating_sub(seen) > quiet_for)
+        });
         let now = Instant::now();
         let timeline: Timeline = Arc::new(Mutex::new(
             rows.iter()
@@ -187,6 +208,8 @@ impl Watch {
         let stop = CancellationToken::new();
         tokio::spawn(poll(client.clone(), Arc::clone(&timeline), stop.clone()));
         Ok(Watch {
+            writes: usize::MAX,
+            quiet,
             baseline,
             baseline_epoch,
             timeline,
@@ -194,11 +217,26 @@ impl Watch {
         })
     }
 
+    /// How many writes the run made after the watch started (one write needs no push window).
+    #[must_use]
+    pub(crate) fn with_writes(mut self, writes: usize) -> Watch {
+        self.writes = writes;
+        self
+    }
+
+    /// Whether every data plane's config changed at most once since the watch started: then
+    /// the one change of a one-write run is that write.
+    fn changed_once(&self) -> bool {
+        lock(&self.timeline)
+            .values()
+            .all(|seen| seen.changes.len() <= 2)
+    }
+
     /// Waits until every connected data plane serves what was written (see the module docs).
     pub(crate) async fn settle(self, s: Settle<'_>) -> Settled {
         let window = s.node.db_update_frequency();
         let v3 = s.node.version.major >= 3;
-        let earliest = s.written_at + window + SETTLE_MARGIN;
+        let windowed = s.written_at + window + SETTLE_MARGIN;
         s.progress.event(ProgressEvent::Waiting {
             what: format!(
                 "every data plane to report the new config hash (db_update_frequency {:.1} s)",
@@ -209,6 +247,11 @@ impl Watch {
         let mut cancelled = false;
         let verdict = loop {
             let now = Instant::now();
+            let earliest = if self.writes == 1 && self.quiet && self.changed_once() {
+                s.written_at
+            } else {
+                windowed
+            };
             if now >= earliest {
                 let v = self.evaluate(&s, v3, now).await;
                 if v.live || now >= s.written_at + s.timeout {
@@ -220,6 +263,7 @@ impl Watch {
             } else {
                 POLL
             };
+            let pause = pause.max(Duration::from_millis(10));
             tokio::select! {
                 () = s.cancel.cancelled() => {
                     cancelled = true;
@@ -311,7 +355,9 @@ impl Watch {
                 (true, Some(first), Some(last)) => Some(ms(last.saturating_duration_since(first))),
                 _ => None,
             };
-            let lag_ok = !v3 || final_seen.is_some_and(|at| now >= at + PROXY_LAG_ALLOWANCE);
+            let lag_ok = !v3
+                || s.proxy_proof
+                || final_seen.is_some_and(|at| now >= at + PROXY_LAG_ALLOWANCE);
             let detail = if !connected {
                 format!(
                     "disconnected: last_seen {} s ago (over {} s); not waited for",

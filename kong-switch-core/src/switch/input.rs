@@ -37,6 +37,12 @@ impl DurationRange {
         min: Duration::ZERO,
         max: Duration::from_secs(7 * 24 * 3600),
     };
+    /// How long restored values must be seen to hold after a write of unknown outcome:
+    /// zero to an hour.
+    pub const SETTLE: DurationRange = DurationRange {
+        min: Duration::ZERO,
+        max: HOUR,
+    };
     /// How long a lease lasts: a second to a week.
     pub const LEASE: DurationRange = DurationRange {
         min: SECOND,

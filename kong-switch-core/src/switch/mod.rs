@@ -25,6 +25,7 @@ mod error;
 pub mod gates;
 mod hybrid;
 mod input;
+mod intent;
 mod plan;
 mod progress;
 mod report;
@@ -49,8 +50,8 @@ pub use report::{
     RollbackReport, StepReport, StepStatus, SwitchReport,
 };
 pub use request::{
-    DEFAULT_PARALLELISM, DeploymentAttributes, ExtraNode, GateConfig, HeaderMatch, LatencyBound,
-    OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind, SwitchRequest, SwitchTarget,
-    VerifyAmount, VerifyConfig, WeightsOptions,
+    DEFAULT_PARALLELISM, DEFAULT_UNKNOWN_WRITE_WINDOW, DeploymentAttributes, ExtraNode, GateConfig,
+    HeaderMatch, LatencyBound, OnFailure, Probe, Schedule, Sides, Strategy, StrategyKind,
+    SwitchRequest, SwitchTarget, VerifyAmount, VerifyConfig, WeightsOptions,
 };
 pub use verify::VerificationReport;

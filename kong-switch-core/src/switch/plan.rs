@@ -137,6 +137,43 @@ impl Plan {
             .collect()
     }
 
+    /// The same change seen from its end: traffic moves `to` → `from`, each step's write and
+    /// undo swapped, every check's `before` and `after` swapped, steps and stages in reverse.
+    /// A plan read from Kong on one side, inverted, describes the switch that led there.
+    #[must_use]
+    pub fn inverted(&self) -> Plan {
+        let last_stage = self.stages.len().saturating_sub(1);
+        Plan {
+            strategy: self.strategy,
+            target: self.target.clone(),
+            from: self.to.clone(),
+            to: self.from.clone(),
+            declarative: self.declarative,
+            stages: self.stages.iter().rev().cloned().collect(),
+            steps: self
+                .steps
+                .iter()
+                .rev()
+                .map(|step| Step {
+                    description: step.description.clone(),
+                    stage: last_stage.saturating_sub(step.stage),
+                    request: step.undo.clone(),
+                    undo: step.request.clone(),
+                    checks: step
+                        .checks
+                        .iter()
+                        .map(|c| Check {
+                            read: c.read.clone(),
+                            pointer: c.pointer.clone(),
+                            before: c.after.clone(),
+                            after: c.before.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
     /// The index one past the last step of `stage`.
     pub fn stage_end(&self, stage: usize) -> usize {
         self.steps.iter().take_while(|s| s.stage <= stage).count()

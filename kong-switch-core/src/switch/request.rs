@@ -605,7 +605,14 @@ pub struct SwitchRequest {
     pub lease_ttl: Duration,
     /// Batch only: services switched at once (default 10).
     pub parallelism: usize,
+    /// After a write whose answer was lost (timeout, reset, 5xx) and its undo: how long the
+    /// restored values must be seen to hold before the run is recorded as rolled back, since
+    /// Kong may still apply the lost write (default 5 s).
+    pub unknown_write_window: Duration,
 }
+
+/// Default of [`SwitchRequest::unknown_write_window`].
+pub const DEFAULT_UNKNOWN_WRITE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Services a batch switch, or a restore of several services, writes at once by default.
 pub const DEFAULT_PARALLELISM: usize = 10;
@@ -628,6 +635,7 @@ impl SwitchRequest {
             attributes: DeploymentAttributes::default(),
             lease_ttl: Duration::from_secs(15 * 60),
             parallelism: DEFAULT_PARALLELISM,
+            unknown_write_window: DEFAULT_UNKNOWN_WRITE_WINDOW,
         }
     }
 
@@ -658,6 +666,7 @@ impl SwitchRequest {
             }
         }
         DurationRange::LEASE.check("lease_ttl", self.lease_ttl)?;
+        DurationRange::SETTLE.check("unknown_write_window", self.unknown_write_window)?;
         check_count("parallelism", self.parallelism, 1, MAX_PARALLELISM)?;
         check_label("actor", &self.actor)?;
         let a = &self.attributes;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
 use crate::admin::{self, KongClient, ListParams, Node, TagFilter};
@@ -1040,21 +1040,10 @@ async fn data_plane_health(
         .map_err(|e| format!("data plane health unreadable: {}", e.without_url()))
 }
 
-/// The prior state saved in the intent: the plan, which holds every value before the switch.
-pub(crate) fn prior_of(plan: &Plan) -> Value {
-    json!({ "plan": plan })
-}
-
-/// The plan saved in an intent's prior state.
-pub(crate) fn plan_of_prior(prior: &Value) -> Option<Plan> {
-    prior
-        .get("plan")
-        .and_then(|p| serde_json::from_value(p.clone()).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn colors_come_from_suffixes_then_tags() {

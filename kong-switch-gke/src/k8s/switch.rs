@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kong_switch_core::admin::{AdminRequest, Method};
-use kong_switch_core::state::{Color, DeploymentStatus, EventKind, Intent, StateLog};
+use kong_switch_core::state::{
+    Color, DeploymentStatus, EventKind, INTENT_FORMAT, Intent, StateLog,
+};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -249,6 +251,7 @@ async fn run<L: StateLog>(
         return Err(refusal);
     }
     let intent = Intent {
+        format: INTENT_FORMAT,
         strategy: plan.strategy.to_owned(),
         from: plan.from.clone(),
         to: plan.to.clone(),

@@ -235,6 +235,23 @@ pub(crate) async fn handle(
             return Ok(finish(&node, resp, started));
         }
         Some(FaultAction::Drop) => return Err(HangUp),
+        Some(FaultAction::ApplyLate { ms }) => {
+            let node = Arc::clone(&node);
+            let query = Query::parse(raw_query.as_deref());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let request = AdminRequest {
+                    node: &node,
+                    method,
+                    path,
+                    query,
+                    input,
+                };
+                // Nobody waits for the answer: the client was hung up on.
+                let _ = request.dispatch().await;
+            });
+            return Err(HangUp);
+        }
         Some(other) => after = Some(other),
         None => {}
     }

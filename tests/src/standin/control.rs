@@ -46,6 +46,9 @@ impl FaultSpec {
             },
             "drop" => FaultAction::Drop,
             "drop_after_apply" => FaultAction::DropAfterApply,
+            "apply_late" => FaultAction::ApplyLate {
+                ms: self.ms.unwrap_or(1000),
+            },
             _ => return None,
         };
         let path = match self.matching.as_deref() {

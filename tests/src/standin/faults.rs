@@ -47,6 +47,13 @@ pub enum FaultAction {
     Drop,
     /// Handle the request (the write happens), then close the connection without a response.
     DropAfterApply,
+    /// Close the connection at once without a response, and handle the request `ms` later:
+    /// what a proxy in front of the Admin API does when the client gives up (a timeout, a
+    /// reset) while the write is still on its way to Kong.
+    ApplyLate {
+        /// How long after the hang-up the write happens, in milliseconds.
+        ms: u64,
+    },
 }
 
 /// One fault rule.

@@ -260,6 +260,29 @@ impl Hybrid {
     }
 }
 
+impl Hybrid {
+    /// Waits until the cluster is quiet: no data plane applied a configuration (nor pinged)
+    /// for longer than `for_at_least`, as kong-switch's one-write fast path requires.
+    pub async fn wait_quiet(&self, for_at_least: Duration, timeout: Duration) {
+        let ok = Env::wait_until(timeout, || async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            {
+                let mut quiet = true;
+                for dp in 0..self.kong.data_planes().len() {
+                    let seen = self.row(dp).await["last_seen"].as_u64().unwrap_or(now);
+                    quiet &= now.saturating_sub(seen) > for_at_least.as_secs() + 1;
+                }
+                quiet
+            }
+        })
+        .await;
+        assert!(ok.is_some(), "the data planes never went quiet");
+    }
+}
+
 /// An upstream with fast active health checks (as in the measured runs, but every 0.2 s).
 pub fn upstream_body(name: &str) -> Value {
     json!({

@@ -14,13 +14,12 @@ use uuid::Uuid;
 
 use crate::admin::{KongClient, ListParams, TagFilter};
 use crate::model::Mode;
-use crate::state::{
-    DeploymentStatus, Event, EventKind, Intent, IntentPart, LeaseRequest, StateLog,
-};
+use crate::state::{DeploymentStatus, Event, EventKind, IntentPart, LeaseRequest, StateLog};
 
 use super::super::apply::{self, Stopped};
 use super::super::error::{Error, Result};
 use super::super::gates::GateOutcome;
+use super::super::intent::intent_of;
 use super::super::plan::{
     Plan, RestoreItem, StagedChange, render_declarative_steps, restore_items,
 };
@@ -299,18 +298,16 @@ impl<L: StateLog> Engine<L> {
         );
         let parts = plans.len().div_ceil(INTENT_PART);
         for (i, chunk) in plans.chunks(INTENT_PART).enumerate() {
-            let intent = Intent {
-                strategy: req.strategy.kind().as_str().to_owned(),
-                from: from.color.clone(),
-                to: to.color.clone(),
-                writes: chunk.iter().flat_map(Plan::writes).collect(),
-                undo: chunk.iter().flat_map(Plan::undo).collect(),
-                prior: serde_json::json!({ "plans": chunk }),
-                part: (parts > 1).then_some(IntentPart {
+            let intent = intent_of(
+                req.strategy.kind().as_str(),
+                &from.color,
+                &to.color,
+                chunk,
+                (parts > 1).then_some(IntentPart {
                     index: i + 1,
                     of: parts,
                 }),
-            };
+            );
             self.log.append(base.clone().with_intent(intent)).await?;
         }
 
@@ -361,7 +358,12 @@ impl<L: StateLog> Engine<L> {
                 let verify_started = Instant::now();
                 let router = plans.iter().any(moves_routes);
                 let v = self
-                    .converge_and_verify(req, &node, router, watch.map(|w| (w, written_at)))
+                    .converge_and_verify(
+                        req,
+                        &node,
+                        router,
+                        watch.map(|w| (w.with_writes(report.writes.len()), written_at)),
+                    )
                     .await;
                 report.durations.verify_ms = ms(verify_started.elapsed());
                 let stop = v.stop(0);
@@ -380,7 +382,13 @@ impl<L: StateLog> Engine<L> {
         };
         match stop {
             None => {
-                self.record_completed(&base, &plans[0]).await?;
+                self.record_completed(&base, &plans[0])
+                    .await
+                    .map_err(|source| Error::Unrecorded {
+                        target: key.to_owned(),
+                        kong: format!("{changing} service(s) route to {}", to.color),
+                        source,
+                    })?;
                 switched(&mut report.services, Outcome::Completed);
                 report.outcome = Outcome::Completed;
                 report.message = format!(
@@ -423,9 +431,21 @@ impl<L: StateLog> Engine<L> {
                     None => stopped.reason.clone(),
                 };
                 let watch = self.rollback_watch().await;
-                let restored = self
+                let mut restored = self
                     .undo_or_inconsistent(key, &reason, &groups, parallelism, &mut report.writes)
                     .await?;
+                let uncertain: Vec<Vec<RestoreItem>> = done
+                    .iter()
+                    .zip(&groups)
+                    .filter(|(d, _)| d.stopped.as_ref().is_some_and(|s| s.uncertain))
+                    .map(|(_, g)| g.clone())
+                    .collect();
+                if !uncertain.is_empty() {
+                    restored.extend(
+                        self.fence_or_inconsistent(key, &reason, &uncertain, req)
+                            .await?,
+                    );
+                }
                 let (nodes, hybrid) = self
                     .settle_rollback(
                         watch,
@@ -440,7 +460,14 @@ impl<L: StateLog> Engine<L> {
                             .with_status(DeploymentStatus::RolledBack)
                             .with_reason(reason.clone()),
                     )
-                    .await?;
+                    .await
+                    .map_err(|source| Error::Unrecorded {
+                        target: key.to_owned(),
+                        kong: format!(
+                            "{reason}; every service of the batch is back on its old side"
+                        ),
+                        source,
+                    })?;
                 switched(&mut report.services, Outcome::RolledBack);
                 report.outcome = if stopped.cause == RollbackCause::Interrupted {
                     Outcome::Interrupted

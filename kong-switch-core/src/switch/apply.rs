@@ -9,8 +9,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminRequest, KongClient, Method};
+use crate::state::StateLog;
 
-use super::plan::{Check, Plan, RestoreItem};
+use super::dbless::{WriteError, Writer};
+use super::plan::{Change, Check, Plan, RestoreItem};
 use super::progress::{Progress, ProgressEvent};
 use super::report::{RollbackCause, StepReport, StepStatus};
 
@@ -55,19 +57,46 @@ pub(crate) struct Applied {
     pub steps: Vec<StepReport>,
     /// Set when the run stopped before the end of the plan.
     pub stopped: Option<Stopped>,
+    /// Set when a write was refused and nothing of it written (a DB-less node's configuration
+    /// changed while it was being edited, or its config lease stayed held): why.
+    pub refused: Option<String>,
 }
 
-/// Sends one write and reads its checks back.
-async fn write_and_check(
-    client: &KongClient,
+/// Why a write and its read-back did not succeed.
+struct WriteFailure {
+    cause: RollbackCause,
+    reason: String,
+    /// The write was refused: nothing of it was written.
+    refused: bool,
+}
+
+impl WriteFailure {
+    fn readback(reason: String) -> WriteFailure {
+        WriteFailure {
+            cause: RollbackCause::ReadbackMismatch,
+            reason,
+            refused: false,
+        }
+    }
+}
+
+/// Sends one write (`edit`: a DB-less edit, see [`Writer::send`]) and reads its checks back.
+async fn write_and_check<L: StateLog>(
+    writer: &Writer<'_, L>,
     request: &AdminRequest,
+    edit: &[Change],
     checks: &[Check],
     want_after: bool,
-) -> Result<(), (RollbackCause, String)> {
-    let answer = client
-        .execute::<Value>(request)
+) -> Result<(), WriteFailure> {
+    let client = writer.client;
+    let answer = writer
+        .send(request, edit)
         .await
-        .map_err(|e| (RollbackCause::WriteFailed, e.to_string()))?;
+        .map_err(|e| WriteFailure {
+            cause: RollbackCause::WriteFailed,
+            reason: e.message().to_owned(),
+            refused: matches!(e, WriteError::Refused(_)),
+        })?;
     for check in checks {
         let want = if want_after {
             &check.after
@@ -83,23 +112,17 @@ async fn write_and_check(
         let got = if same_entity && answer.is_object() {
             answer.pointer(&check.pointer).cloned()
         } else {
-            read_value(client, check).await.map_err(|e| {
-                (
-                    RollbackCause::ReadbackMismatch,
-                    format!("read-back {} failed: {e}", check.read),
-                )
-            })?
+            read_value(client, check)
+                .await
+                .map_err(|e| WriteFailure::readback(format!("read-back {} failed: {e}", check.read)))?
         };
         if !got.as_ref().is_some_and(|g| same_value(g, want)) {
-            return Err((
-                RollbackCause::ReadbackMismatch,
-                format!(
+            return Err(WriteFailure::readback(format!(
                     "read-back of {} {} shows {}, expected {want}",
                     check.read.path,
                     check.pointer,
                     got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
-                ),
-            ));
+            )));
         }
     }
     Ok(())
@@ -121,14 +144,15 @@ pub(crate) async fn wait(d: Duration, cancel: &CancellationToken) -> bool {
 /// `watch_stage(stage, bake)` runs after each completed stage, during its bake (zero after
 /// the last stage): it logs `weights` steps and may watch the proxy; a failure it returns
 /// stops the plan there, as a failed verification.
-pub(crate) async fn apply_plan<F, Fut>(
-    client: &KongClient,
+pub(crate) async fn apply_plan<L, F, Fut>(
+    writer: &Writer<'_, L>,
     plan: &Plan,
     cancel: &CancellationToken,
     progress: &dyn Progress,
     mut watch_stage: F,
 ) -> Applied
 where
+    L: StateLog,
     F: FnMut(usize, Duration) -> Fut,
     Fut: std::future::Future<Output = Option<String>>,
 {
@@ -147,9 +171,15 @@ where
             return out;
         }
         out.writes.push(step.request.clone());
-        if let Err((cause, reason)) =
-            write_and_check(client, &step.request, &step.checks, true).await
+        if let Err(WriteFailure {
+            cause,
+            reason,
+            refused,
+        }) = write_and_check(writer, &step.request, &step.edit, &step.checks, true).await
         {
+            if refused {
+                out.refused = Some(reason.clone());
+            }
             out.steps[i].status = StepStatus::Failed;
             out.steps[i].error = Some(reason.clone());
             out.stopped = Some(Stopped {
@@ -233,8 +263,8 @@ pub(crate) struct RestoreFailed {
 /// where it differs (Kong is the source of truth), then reads back. A failure stops its own
 /// service only: the others are still restored, so as much as possible is back on the old side.
 /// Returns the writes sent.
-pub(crate) async fn restore(
-    client: &KongClient,
+pub(crate) async fn restore<L: StateLog>(
+    writer: &Writer<'_, L>,
     groups: &[Vec<RestoreItem>],
     parallelism: usize,
     progress: &dyn Progress,
@@ -242,7 +272,7 @@ pub(crate) async fn restore(
     let total = groups.iter().map(Vec::len).sum();
     let started = AtomicUsize::new(0);
     let results: Vec<Result<Vec<AdminRequest>, RestoreFailed>> = stream::iter(groups)
-        .map(|items| restore_group(client, items, total, &started, progress))
+        .map(|items| restore_group(writer, items, total, &started, progress))
         .buffered(parallelism.max(1))
         .collect()
         .await;
@@ -277,8 +307,8 @@ pub(crate) async fn restore(
 }
 
 /// Restores one service's items in order, stopping at the first failure.
-async fn restore_group(
-    client: &KongClient,
+async fn restore_group<L: StateLog>(
+    writer: &Writer<'_, L>,
     items: &[RestoreItem],
     total: usize,
     started: &AtomicUsize,
@@ -288,7 +318,7 @@ async fn restore_group(
     for (i, item) in items.iter().enumerate() {
         let mut differs = false;
         for check in &item.checks {
-            match read_value(client, check).await {
+            match read_value(writer.client, check).await {
                 Ok(Some(v)) if same_value(&v, &check.before) => {}
                 Ok(_) => differs = true,
                 Err(e) => {
@@ -312,7 +342,8 @@ async fn restore_group(
             description: item.request.to_string(),
         });
         writes.push(item.request.clone());
-        if let Err((_, reason)) = write_and_check(client, &item.request, &item.checks, false).await
+        if let Err(WriteFailure { reason, .. }) =
+            write_and_check(writer, &item.request, &item.edit, &item.checks, false).await
         {
             return Err(RestoreFailed {
                 message: format!("restore write {} failed: {reason}", item.request),

@@ -16,6 +16,7 @@ use crate::state::{
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
+use super::dbless::Writer;
 use super::error::{Error, Result, exit_code};
 use super::gates::{self, GateOutcome};
 use super::hybrid::{self, Settle, Watch};
@@ -342,6 +343,16 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
+    /// Sends writes for `actor`: entity writes as they are, DB-less edits under the node's
+    /// config lease (see `dbless`).
+    fn writer<'a>(&'a self, actor: &'a str) -> Writer<'a, L> {
+        Writer {
+            client: &self.client,
+            log: &self.log,
+            holder: actor,
+        }
+    }
+
     fn service_key(req: &SwitchRequest) -> Result<NameOrId> {
         match &req.target {
             SwitchTarget::Service(s) => Ok(s.clone()),
@@ -526,6 +537,12 @@ impl<L: StateLog> Engine<L> {
         if let Some(stopped) = applied.stopped.clone() {
             self.roll_back(req, plan, &base, &applied, stopped, &mut report)
                 .await?;
+            if let Some(reason) = applied.refused {
+                return Err(Error::ConfigChanged {
+                    target: key.to_owned(),
+                    message: format!("{reason}; {}", report.message),
+                });
+            }
             report.durations.total_ms = ms(started.elapsed());
             return Ok(report);
         }
@@ -623,7 +640,7 @@ impl<L: StateLog> Engine<L> {
         let stages = plan.stages.len();
         let weights = plan.strategy == StrategyKind::Weights;
         apply::apply_plan(
-            &self.client,
+            &self.writer(&req.actor),
             plan,
             &self.cancel,
             self.progress.as_ref(),
@@ -704,7 +721,14 @@ impl<L: StateLog> Engine<L> {
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
         let watch = self.rollback_watch().await;
         let restored_writes = self
-            .undo_or_inconsistent(&plan.target, &stopped.reason, &items, 1, &mut report.writes)
+            .undo_or_inconsistent(
+                &req.actor,
+                &plan.target,
+                &stopped.reason,
+                &items,
+                1,
+                &mut report.writes,
+            )
             .await?;
         let (nodes, hybrid) = self
             .settle_rollback(
@@ -1065,7 +1089,7 @@ impl<L: StateLog> Engine<L> {
             ),
             KongState::Partial => {
                 let writes = self
-                    .restore_plans(key, &plans, "recovering a dangling intent: ")
+                    .restore_plans(actor, key, &plans, "recovering a dangling intent: ")
                     .await?;
                 (
                     "restored the start",
@@ -1247,13 +1271,15 @@ impl<L: StateLog> Engine<L> {
     /// run, what stopped the undo, and what remains to undo.
     async fn undo_or_inconsistent(
         &self,
+        actor: &str,
         target: &str,
         reason: &str,
         groups: &[Vec<RestoreItem>],
         parallelism: usize,
         writes: &mut Vec<AdminRequest>,
     ) -> Result<Vec<AdminRequest>> {
-        match apply::restore(&self.client, groups, parallelism, self.progress.as_ref()).await {
+        let writer = self.writer(actor);
+        match apply::restore(&writer, groups, parallelism, self.progress.as_ref()).await {
             Ok(done) => Ok(done),
             Err(RestoreFailed {
                 message,
@@ -1274,13 +1300,14 @@ impl<L: StateLog> Engine<L> {
     /// [`Error::Inconsistent`], its message prefixed with `context`.
     async fn restore_plans(
         &self,
+        actor: &str,
         target: &str,
         plans: &[Plan],
         context: &str,
     ) -> Result<Vec<AdminRequest>> {
         let groups: Vec<Vec<RestoreItem>> = plans.iter().map(|p| restore_items(&p.steps)).collect();
         apply::restore(
-            &self.client,
+            &self.writer(actor),
             &groups,
             self.parallelism,
             self.progress.as_ref(),
@@ -1418,7 +1445,7 @@ impl<L: StateLog> Engine<L> {
         };
         let node = self.client.node().await?;
         let watch = self.hybrid_watch(&node).await?;
-        let writes = self.restore_plans(target, &plans, "").await?;
+        let writes = self.restore_plans(actor, target, &plans, "").await?;
         let written_at = Instant::now();
         let strategy = first.strategy;
         let (nodes, hybrid_report) = if writes.is_empty() {

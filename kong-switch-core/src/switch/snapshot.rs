@@ -403,17 +403,16 @@ impl Reader<'_> {
         }
     }
 
-    async fn declarative(&self, node: &Node, reads: &mut ReadStats) -> Result<Option<Value>> {
+    /// Whether the plan's writes are `POST /config` edits (a DB-less node; a batch renders
+    /// them itself, for all its services at once). The configuration is read only when each
+    /// edit is written (see `dbless`).
+    fn declarative(&self, node: &Node) -> Result<bool> {
         match node.mode {
-            Mode::DbLess if self.batch => Ok(None),
-            Mode::DbLess => {
-                reads.round(1);
-                Ok(Some(parse_declarative(self.client.get_config().await?)?))
-            }
+            Mode::DbLess => Ok(!self.batch),
             Mode::HybridDataPlane => Err(Error::Unsupported(
                 "this node is a hybrid data plane, which takes no writes; point the Admin URL at the control plane".into(),
             )),
-            Mode::Traditional | Mode::HybridControlPlane => Ok(None),
+            Mode::Traditional | Mode::HybridControlPlane => Ok(false),
         }
     }
 
@@ -434,16 +433,15 @@ impl Reader<'_> {
         node: Arc<Node>,
         mut plan: Plan,
         changes: &[StagedChange],
-        doc: Option<&Value>,
+        declarative: bool,
         gates: Vec<GateOutcome>,
         reads: ReadStats,
     ) -> Result<Prepared> {
-        plan.steps = match doc {
-            Some(doc) => {
-                plan.declarative = true;
-                render_declarative_steps(changes, doc, KongClient::post_config_request)?
-            }
-            None => render_entity_steps(changes),
+        plan.declarative = declarative;
+        plan.steps = if declarative {
+            render_declarative_steps(changes)
+        } else {
+            render_entity_steps(changes)
         };
         for g in &gates {
             self.progress.event(ProgressEvent::Gate(g.clone()));
@@ -539,7 +537,7 @@ impl Reader<'_> {
                 ),
             );
             let plan = Plan::noop(StrategyKind::Upstream, target, from);
-            return self.finish(node, plan, &[], None, vec![gate], reads);
+            return self.finish(node, plan, &[], false, vec![gate], reads);
         };
         if dest == active {
             let plan = Plan::noop(StrategyKind::Upstream, target, from);
@@ -555,7 +553,7 @@ impl Reader<'_> {
         self.reading(format!("upstream {dest}, its targets and health"));
         let found = self.destination(&node, &dest, &mut reads).await?;
         let upstream = found.upstream.as_ref();
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
         let to = side_of(&dest, upstream.and_then(|u| u.tags.as_deref()), sides);
         let mut plan = Plan::noop(StrategyKind::Upstream, target, from);
         plan.to = to;
@@ -570,7 +568,7 @@ impl Reader<'_> {
             gate_list.extend(self.serving_target_gates(targets, &found.views));
         }
         let changes = plan::upstream_changes(&service, &dest);
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
     async fn prepare_weights(
@@ -629,7 +627,7 @@ impl Reader<'_> {
             .map(|t| t.key.clone())
             .collect();
         let from_count = sided.iter().filter(|t| t.side == TargetSide::From).count();
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
 
         let mut plan = Plan::noop(
             StrategyKind::Weights,
@@ -698,7 +696,7 @@ impl Reader<'_> {
             }
             gate_list.extend(self.health_gates(&views, &to_keys));
         }
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
     /// Kong 3.x runs no health checks on weight-0 targets: they report `HEALTHCHECKS_OFF`
@@ -864,7 +862,7 @@ impl Reader<'_> {
                 "a service for the other side, or `to`",
             );
             let plan = Plan::noop(StrategyKind::Route, target, from);
-            return self.finish(node, plan, &[], None, vec![gate], reads);
+            return self.finish(node, plan, &[], false, vec![gate], reads);
         };
         if dest_name == active.key() || active.id.as_deref() == Some(dest_name.as_str()) {
             let plan = Plan::noop(StrategyKind::Route, target, from);
@@ -889,7 +887,7 @@ impl Reader<'_> {
                     .await?
             }
         };
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
         let mut plan = Plan::noop(StrategyKind::Route, target, from);
         plan.to = side_of(
             &dest_name,
@@ -928,7 +926,7 @@ impl Reader<'_> {
             }
             changes = plan::route_changes(active_routes, active, dest);
         }
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
     /// Runs the HTTP probes of the request (gates).

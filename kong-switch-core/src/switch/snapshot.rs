@@ -58,12 +58,14 @@ pub(crate) struct Reader<'a> {
     pub batch: bool,
 }
 
-/// A destination upstream as read for the upstream strategy: the upstream, its targets and
-/// its health views.
+/// A destination upstream as read for the upstream strategy: the upstream, its targets, its
+/// health views, and kong-switch's own check of the targets about to receive traffic (already
+/// folded into the views).
 struct Destination {
     upstream: Option<Upstream>,
     targets: Option<Vec<Target>>,
     views: Vec<HealthView>,
+    checked: Option<GateOutcome>,
 }
 
 /// Destinations by upstream name, each read at most once per [`Reader`].
@@ -352,10 +354,20 @@ impl Reader<'_> {
                         self.fetch_health_views(node, dest),
                     );
                     let (upstream, targets) = found?;
+                    let mut views = views;
+                    let checked = match (&upstream, &targets) {
+                        (Some(up), Some(targets)) => {
+                            let serving: Vec<&Target> =
+                                targets.iter().filter(|t| t.weight() > 0).collect();
+                            self.check_before_traffic(up, &serving, &mut views).await
+                        }
+                        _ => None,
+                    };
                     Ok::<_, Error>(Arc::new(Destination {
                         upstream,
                         targets,
                         views,
+                        checked,
                     }))
                 }
             })
@@ -565,6 +577,7 @@ impl Reader<'_> {
         )];
         if upstream.is_some() {
             let targets = found.targets.as_deref().unwrap_or_default();
+            gate_list.extend(found.checked.clone());
             gate_list.extend(self.serving_target_gates(targets, &found.views));
         }
         let changes = plan::upstream_changes(&service, &dest);
@@ -686,28 +699,31 @@ impl Reader<'_> {
             ));
             let mut views = self.health_views(&node, &upstream_name, &mut reads).await;
             if let Some(up) = &upstream {
-                let idle: Vec<&Target> = targets
+                let receiving: Vec<&Target> = targets
                     .iter()
-                    .filter(|t| t.weight() == 0 && to_keys.iter().any(|k| k == t.key()))
+                    .filter(|t| to_keys.iter().any(|k| k == t.key()))
                     .collect();
-                if let Some(gate) = self.check_idle_targets(up, &idle, &mut views).await {
-                    gate_list.push(gate);
-                }
+                gate_list.extend(self.check_before_traffic(up, &receiving, &mut views).await);
             }
             gate_list.extend(self.health_gates(&views, &to_keys));
         }
         self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
-    /// Kong 3.x runs no health checks on weight-0 targets: they report `HEALTHCHECKS_OFF`
-    /// although the upstream's active checks are on. Before a shift gives them traffic, the
-    /// engine runs that same active check against them itself (the upstream's `http_path`,
-    /// `timeout` and healthy statuses) and puts the result in place of the unknown health.
-    /// Returns a gate naming what was checked, or `None` when nothing needed checking.
-    async fn check_idle_targets(
+    /// Kong's health report of a target is only as fresh as Kong's last check of it: on 2.8 a
+    /// weight-0 target keeps the state of its last check (HEALTHY) however long ago that was;
+    /// on 3.x it reports `HEALTHCHECKS_OFF`; and on both, a target that just went down is
+    /// reported HEALTHY until Kong's next active checks count enough failures. So before a
+    /// switch or shift gives `targets` traffic, when the upstream has active checks, the engine
+    /// runs that same check against each of them itself (the upstream's `http_path`, `timeout`
+    /// and healthy statuses), on every Kong version: a target that fails it counts as
+    /// UNHEALTHY in every health view, one that passes it replaces an unknown health with
+    /// HEALTHY (an UNHEALTHY from Kong stays). Returns a gate naming what was checked, or
+    /// `None` when the upstream has no active checks or there is nothing to check.
+    async fn check_before_traffic(
         &self,
         upstream: &Upstream,
-        idle: &[&Target],
+        targets: &[&Target],
         views: &mut [HealthView],
     ) -> Option<GateOutcome> {
         let active = upstream
@@ -715,22 +731,11 @@ impl Reader<'_> {
             .as_ref()
             .filter(|h| h.active_enabled())
             .and_then(|h| h.active.as_ref())?;
-        let unknown = |t: &Target| {
-            views.iter().any(|v| {
-                v.health.as_ref().is_ok_and(|h| {
-                    h.data.iter().any(|e| {
-                        same_target(&e.target, t)
-                            && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
-                    })
-                })
-            })
-        };
-        let to_check: Vec<&Target> = idle.iter().copied().filter(|t| unknown(t)).collect();
-        if to_check.is_empty() {
+        if targets.is_empty() {
             return None;
         }
-        let results = join_all(
-            to_check
+        let failures = join_all(
+            targets
                 .iter()
                 .map(|t| active_check(self.http, active, &t.target)),
         )
@@ -738,27 +743,35 @@ impl Reader<'_> {
         for v in views.iter_mut() {
             let Ok(h) = v.health.as_mut() else { continue };
             for e in &mut h.data {
-                if let Some(i) = to_check.iter().position(|t| same_target(&e.target, t))
-                    && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
-                {
-                    e.health = Some(if results[i] {
-                        TargetHealth::Healthy
-                    } else {
-                        TargetHealth::Unhealthy
-                    });
+                let Some(i) = targets.iter().position(|t| same_target(&e.target, t)) else {
+                    continue;
+                };
+                if failures[i].is_some() {
+                    e.health = Some(TargetHealth::Unhealthy);
+                } else if matches!(e.health, None | Some(TargetHealth::HealthchecksOff)) {
+                    e.health = Some(TargetHealth::Healthy);
                 }
             }
         }
-        let healthy = results.iter().filter(|ok| **ok).count();
+        let failed: Vec<String> = targets
+            .iter()
+            .zip(&failures)
+            .filter_map(|(t, f)| f.as_ref().map(|why| format!("{} {why}", t.target)))
+            .collect();
+        let mut observed = format!(
+            "{} of {} target(s) about to receive traffic answered the upstream's active check (GET {}) from kong-switch",
+            targets.len() - failed.len(),
+            targets.len(),
+            active.http_path.as_deref().unwrap_or("/")
+        );
+        if !failed.is_empty() {
+            observed.push_str(&format!(" ({})", failed.join("; ")));
+        }
         Some(GateOutcome::new(
             "idle_targets_checked",
-            healthy == results.len(),
-            format!(
-                "{healthy} of {} weight-0 target(s) answered the upstream's active check (GET {}) from kong-switch; Kong reports no health for weight-0 targets",
-                results.len(),
-                active.http_path.as_deref().unwrap_or("/")
-            ),
-            "every weight-0 target about to receive traffic passes the active check",
+            failed.is_empty(),
+            observed,
+            "every target about to receive traffic passes the active check now (Kong's own report may predate its failure)",
         ))
     }
 
@@ -906,9 +919,11 @@ impl Reader<'_> {
             reads.round(2);
             let (upstream, targets) =
                 futures::try_join!(self.upstream_opt(&host), self.targets_opt(&host),)?;
-            if upstream.is_some() {
+            if let Some(up) = &upstream {
                 let targets = targets.unwrap_or_default();
-                let views = self.health_views(&node, &dest.host, &mut reads).await;
+                let mut views = self.health_views(&node, &dest.host, &mut reads).await;
+                let serving: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
+                gate_list.extend(self.check_before_traffic(up, &serving, &mut views).await);
                 gate_list.extend(self.serving_target_gates(&targets, &views));
             } else {
                 gate_list.push(GateOutcome::new(
@@ -985,14 +1000,21 @@ fn same_target(a: &Target, b: &Target) -> bool {
 
 /// Kong's active health check of one target, run once from here: an HTTP(S) GET of
 /// `http_path` answered with one of the healthy statuses within `timeout`, or for `tcp`
-/// checks a connection. Other check types (gRPC) are not run and count as failed.
-async fn active_check(http: &reqwest::Client, active: &ActiveHealthcheck, address: &str) -> bool {
+/// checks a connection. Other check types (gRPC) are not run and count as failed. `None` when
+/// the target passed; else what went wrong.
+async fn active_check(
+    http: &reqwest::Client,
+    active: &ActiveHealthcheck,
+    address: &str,
+) -> Option<String> {
     let timeout = Duration::from_secs_f64(active.timeout.unwrap_or(1.0).clamp(0.1, 60.0));
     match active.kind.as_deref().unwrap_or("http") {
-        "tcp" => matches!(
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await,
-            Ok(Ok(_))
-        ),
+        "tcp" => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("refused the connection ({e})")),
+            Err(_) => Some(format!("did not accept a connection within {timeout:?}")),
+        },
         scheme @ ("http" | "https") => {
             let path = active.http_path.as_deref().unwrap_or("/");
             let healthy: &[u16] = active
@@ -1006,11 +1028,15 @@ async fn active_check(http: &reqwest::Client, active: &ActiveHealthcheck, addres
                 .send()
                 .await
             {
-                Ok(resp) => healthy.contains(&resp.status().as_u16()),
-                Err(_) => false,
+                Ok(resp) if healthy.contains(&resp.status().as_u16()) => None,
+                Ok(resp) => Some(format!("answered {}", resp.status().as_u16())),
+                Err(e) if e.is_timeout() => Some(format!("did not answer within {timeout:?}")),
+                Err(e) => Some(format!("did not answer: {}", e.without_url())),
             }
         }
-        _ => false,
+        other => Some(format!(
+            "has a {other} active check, which kong-switch cannot run"
+        )),
     }
 }
 

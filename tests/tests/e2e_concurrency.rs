@@ -111,11 +111,15 @@ impl DbLess {
         let mut list = Vec::new();
         for i in 0..services {
             for (color, backend) in [("blue", &blue), ("green", &green)] {
-                upstreams.push(json!({ "name": format!("s{i}-{color}"), "healthchecks": checks,
-                    "targets": [{ "target": format!("127.0.0.1:{}", backend.port()) }] }));
+                upstreams.push(
+                    json!({ "name": format!("s{i}-{color}"), "healthchecks": checks,
+                    "targets": [{ "target": format!("127.0.0.1:{}", backend.port()) }] }),
+                );
             }
-            list.push(json!({ "name": format!("s{i}"), "host": format!("s{i}-blue"),
-                "routes": [{ "name": format!("s{i}"), "paths": [format!("/s{i}")] }] }));
+            list.push(
+                json!({ "name": format!("s{i}"), "host": format!("s{i}-blue"),
+                "routes": [{ "name": format!("s{i}"), "paths": [format!("/s{i}")] }] }),
+            );
         }
         let seed = json!({ "_format_version": "3.0", "upstreams": upstreams, "services": list });
         let env = Env::start_with(
@@ -193,13 +197,7 @@ async fn ten_concurrent_dbless_switches_of_ten_services_all_land_and_a_concurren
         .collect();
     let done = DbLess::all_at_once(&cli, &runs).await;
     for (i, run) in done.iter().enumerate() {
-        assert_eq!(
-            run.code,
-            Some(0),
-            "s{i}: {}\n{}",
-            run.stdout,
-            run.stderr
-        );
+        assert_eq!(run.code, Some(0), "s{i}: {}\n{}", run.stdout, run.stderr);
         assert_eq!(run.json()["outcome"], "completed", "s{i}: {}", run.stdout);
     }
     for i in 0..10 {
@@ -227,7 +225,12 @@ async fn ten_concurrent_dbless_switches_of_ten_services_all_land_and_a_concurren
             run.stdout,
             run.stderr
         );
-        assert_eq!(run.json()["outcome"], "completed", "{args:?}: {}", run.stdout);
+        assert_eq!(
+            run.json()["outcome"],
+            "completed",
+            "{args:?}: {}",
+            run.stdout
+        );
     }
     for i in 0..5 {
         node.assert_on(&cli, &format!("s{i}"), "blue").await;
@@ -239,7 +242,7 @@ async fn ten_concurrent_dbless_switches_of_ten_services_all_land_and_a_concurren
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dbless_switch_exits_6_and_overwrites_nothing_when_another_writer_posts_config_meanwhile()
- {
+{
     let Some(node) = DbLess::start(2).await else {
         eprintln!("skipped: seeds a DB-less stand-in");
         return;
@@ -292,7 +295,11 @@ async fn a_dbless_switch_exits_6_and_overwrites_nothing_when_another_writer_post
         .collect();
     assert_eq!(posts.len(), 1, "only the other writer posted: {posts:#?}");
     node.assert_on(&cli, "s0", "blue").await;
-    assert_eq!(host_of(&node.env, "s1").await, "s1-green", "their change stays");
+    assert_eq!(
+        host_of(&node.env, "s1").await,
+        "s1-green",
+        "their change stays"
+    );
     let kinds: Vec<Value> = cli
         .history("s0")
         .await

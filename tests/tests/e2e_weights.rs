@@ -348,17 +348,17 @@ async fn weight_zero_green_targets_are_health_checked_before_a_shift_on_28_too()
 }
 
 async fn weight_zero_green_targets_are_checked(env: &Env) {
-    let app = shared(&env, "idle").await;
+    let app = shared(env, "idle").await;
     let blue_target = env.target_for(&app.blue);
     let ok = Env::wait_until(Duration::from_secs(10), || async {
-        common::e2e::health(&env, &app.up)
+        common::e2e::health(env, &app.up)
             .await
             .get(&blue_target)
             .is_some_and(|h| h == "HEALTHY")
     })
     .await;
     assert!(ok.is_some(), "blue target never HEALTHY");
-    let cli = Cli::new(&env);
+    let cli = Cli::new(env);
     let idle_gate = |report: &serde_json::Value| {
         report["gates"]
             .as_array()
@@ -372,11 +372,11 @@ async fn weight_zero_green_targets_are_checked(env: &Env) {
         .set_mode(BackendMode::Down)
         .await
         .expect("green goes down");
-    let before = weights(&env, &app.up).await;
+    let before = weights(env, &app.up).await;
     let (code, report) = cli.json(&["shift", &app.base]).await;
     assert_eq!(code, Some(3), "refused while green is down: {report}");
     assert_eq!(report["outcome"], "refused");
-    assert_eq!(weights(&env, &app.up).await, before, "Kong unchanged");
+    assert_eq!(weights(env, &app.up).await, before, "Kong unchanged");
     let gate = idle_gate(&report).expect("the weight-0 check is reported");
     assert_eq!(gate["passed"], false, "{gate}");
     assert!(
@@ -395,5 +395,5 @@ async fn weight_zero_green_targets_are_checked(env: &Env) {
     assert_eq!(code, Some(0), "passes once green answers: {report}");
     let gate = idle_gate(&report).expect("the weight-0 check is reported");
     assert_eq!(gate["passed"], true, "{gate}");
-    wait_color(&env, &app.path, "green").await;
+    wait_color(env, &app.path, "green").await;
 }

@@ -89,14 +89,11 @@ async fn write_and_check<L: StateLog>(
     want_after: bool,
 ) -> Result<(), WriteFailure> {
     let client = writer.client;
-    let answer = writer
-        .send(request, edit)
-        .await
-        .map_err(|e| WriteFailure {
-            cause: RollbackCause::WriteFailed,
-            reason: e.message().to_owned(),
-            refused: matches!(e, WriteError::Refused(_)),
-        })?;
+    let answer = writer.send(request, edit).await.map_err(|e| WriteFailure {
+        cause: RollbackCause::WriteFailed,
+        reason: e.message().to_owned(),
+        refused: matches!(e, WriteError::Refused(_)),
+    })?;
     for check in checks {
         let want = if want_after {
             &check.after
@@ -112,16 +109,16 @@ async fn write_and_check<L: StateLog>(
         let got = if same_entity && answer.is_object() {
             answer.pointer(&check.pointer).cloned()
         } else {
-            read_value(client, check)
-                .await
-                .map_err(|e| WriteFailure::readback(format!("read-back {} failed: {e}", check.read)))?
+            read_value(client, check).await.map_err(|e| {
+                WriteFailure::readback(format!("read-back {} failed: {e}", check.read))
+            })?
         };
         if !got.as_ref().is_some_and(|g| same_value(g, want)) {
             return Err(WriteFailure::readback(format!(
-                    "read-back of {} {} shows {}, expected {want}",
-                    check.read.path,
-                    check.pointer,
-                    got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
+                "read-back of {} {} shows {}, expected {want}",
+                check.read.path,
+                check.pointer,
+                got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
             )));
         }
     }

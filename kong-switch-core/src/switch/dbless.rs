@@ -160,7 +160,8 @@ impl<L: StateLog> Writer<'_, L> {
             .get_config()
             .await
             .map_err(|e| WriteError::Failed(format!("GET /config failed: {e}")))?;
-        let mut doc = parse_declarative(read.clone()).map_err(|e| WriteError::Failed(e.to_string()))?;
+        let mut doc =
+            parse_declarative(read.clone()).map_err(|e| WriteError::Failed(e.to_string()))?;
         apply_edit(&mut doc, edit).map_err(|e| WriteError::Failed(e.to_string()))?;
         let changed = match (&read_hash, self.hash().await?) {
             (Some(before), Some(now)) => (before != &now).then(|| format!("hash {before} → {now}")),

@@ -1300,7 +1300,11 @@ mod tests {
             declarative: true,
             stages: vec![single_stage()],
             steps: render_declarative_steps(&upstream_changes(&svc, "orders-green")),
-            ..Plan::noop(StrategyKind::Upstream, "orders", Side::new("blue", "orders-blue"))
+            ..Plan::noop(
+                StrategyKind::Upstream,
+                "orders",
+                Side::new("blue", "orders-blue"),
+            )
         };
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["steps"][0]["edit"][0]["change"], "service_host");

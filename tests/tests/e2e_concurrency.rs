@@ -195,7 +195,12 @@ async fn ten_concurrent_dbless_switches_of_ten_services_all_land_and_a_concurren
     let runs: Vec<Vec<String>> = (0..10)
         .map(|i| args(&["switch", &format!("s{i}")]))
         .collect();
+    let started = std::time::Instant::now();
     let done = DbLess::all_at_once(&cli, &runs).await;
+    eprintln!(
+        "10 concurrent DB-less switches, one after another under the node's config lease: {} ms",
+        started.elapsed().as_millis()
+    );
     for (i, run) in done.iter().enumerate() {
         assert_eq!(run.code, Some(0), "s{i}: {}\n{}", run.stdout, run.stderr);
         assert_eq!(run.json()["outcome"], "completed", "s{i}: {}", run.stdout);

@@ -716,10 +716,19 @@ impl Reader<'_> {
     /// reported HEALTHY until Kong's next active checks count enough failures. So before a
     /// switch or shift gives `targets` traffic, when the upstream has active checks, the engine
     /// runs that same check against each of them itself (the upstream's `http_path`, `timeout`
-    /// and healthy statuses), on every Kong version: a target that fails it counts as
-    /// UNHEALTHY in every health view, one that passes it replaces an unknown health with
-    /// HEALTHY (an UNHEALTHY from Kong stays). Returns a gate naming what was checked, or
-    /// `None` when the upstream has no active checks or there is nothing to check.
+    /// and healthy statuses), on every Kong version:
+    ///
+    /// - a target that passes it replaces an unknown health with HEALTHY (an UNHEALTHY from
+    ///   Kong stays);
+    /// - one that fails it (an error status, a refused connection, a timeout) counts as
+    ///   UNHEALTHY in every health view;
+    /// - one whose host does not resolve from here (a cluster-internal name seen from outside
+    ///   the cluster) cannot be checked: a weight-0 target then counts as UNHEALTHY (Kong's
+    ///   report of it means nothing), while for a target Kong checks (weight > 0) Kong's report
+    ///   stands.
+    ///
+    /// Returns a gate naming what was checked, or `None` when the upstream has no active checks
+    /// or there is nothing to check.
     async fn check_before_traffic(
         &self,
         upstream: &Upstream,
@@ -734,42 +743,67 @@ impl Reader<'_> {
         if targets.is_empty() {
             return None;
         }
-        let failures = join_all(
+        let checks = join_all(
             targets
                 .iter()
                 .map(|t| active_check(self.http, active, &t.target)),
         )
         .await;
+        // Per target: `Some(healthy)` to put in place of Kong's report, `None` to keep it.
+        let verdicts: Vec<Option<bool>> = targets
+            .iter()
+            .zip(&checks)
+            .map(|(t, check)| match check {
+                OwnCheck::Passed => Some(true),
+                OwnCheck::Failed(_) => Some(false),
+                OwnCheck::Unresolvable(_) if t.weight() == 0 => Some(false),
+                OwnCheck::Unresolvable(_) => None,
+            })
+            .collect();
         for v in views.iter_mut() {
             let Ok(h) = v.health.as_mut() else { continue };
             for e in &mut h.data {
                 let Some(i) = targets.iter().position(|t| same_target(&e.target, t)) else {
                     continue;
                 };
-                if failures[i].is_some() {
-                    e.health = Some(TargetHealth::Unhealthy);
-                } else if matches!(e.health, None | Some(TargetHealth::HealthchecksOff)) {
-                    e.health = Some(TargetHealth::Healthy);
+                match verdicts[i] {
+                    Some(false) => e.health = Some(TargetHealth::Unhealthy),
+                    Some(true)
+                        if matches!(e.health, None | Some(TargetHealth::HealthchecksOff)) =>
+                    {
+                        e.health = Some(TargetHealth::Healthy);
+                    }
+                    _ => {}
                 }
             }
         }
-        let failed: Vec<String> = targets
-            .iter()
-            .zip(&failures)
-            .filter_map(|(t, f)| f.as_ref().map(|why| format!("{} {why}", t.target)))
-            .collect();
+        let passed = checks.iter().filter(|c| **c == OwnCheck::Passed).count();
         let mut observed = format!(
-            "{} of {} target(s) about to receive traffic answered the upstream's active check (GET {}) from kong-switch",
-            targets.len() - failed.len(),
+            "{passed} of {} target(s) about to receive traffic answered the upstream's active check (GET {}) from kong-switch",
             targets.len(),
             active.http_path.as_deref().unwrap_or("/")
         );
-        if !failed.is_empty() {
-            observed.push_str(&format!(" ({})", failed.join("; ")));
+        let notes: Vec<String> = targets
+            .iter()
+            .zip(&checks)
+            .filter_map(|(t, check)| match check {
+                OwnCheck::Passed => None,
+                OwnCheck::Failed(why) => Some(format!("{} {why}", t.target)),
+                OwnCheck::Unresolvable(why) if t.weight() == 0 => Some(format!(
+                    "{} {why}: Kong does not check it at weight 0",
+                    t.target
+                )),
+                OwnCheck::Unresolvable(why) => {
+                    Some(format!("{} {why}: Kong's own report is used", t.target))
+                }
+            })
+            .collect();
+        if !notes.is_empty() {
+            observed.push_str(&format!(" ({})", notes.join("; ")));
         }
         Some(GateOutcome::new(
             "idle_targets_checked",
-            failed.is_empty(),
+            verdicts.iter().all(|v| *v != Some(false)),
             observed,
             "every target about to receive traffic passes the active check now (Kong's own report may predate its failure)",
         ))
@@ -998,22 +1032,41 @@ fn same_target(a: &Target, b: &Target) -> bool {
     }
 }
 
+/// What kong-switch's own run of a target's active check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnCheck {
+    /// Answered as the upstream's check requires.
+    Passed,
+    /// Answered otherwise, refused the connection, or did not answer in time: why.
+    Failed(String),
+    /// Its host does not resolve from here, so it cannot be checked from here: why.
+    Unresolvable(String),
+}
+
 /// Kong's active health check of one target, run once from here: an HTTP(S) GET of
 /// `http_path` answered with one of the healthy statuses within `timeout`, or for `tcp`
-/// checks a connection. Other check types (gRPC) are not run and count as failed. `None` when
-/// the target passed; else what went wrong.
+/// checks a connection. Other check types (gRPC) are not run and count as failed.
 async fn active_check(
     http: &reqwest::Client,
     active: &ActiveHealthcheck,
     address: &str,
-) -> Option<String> {
+) -> OwnCheck {
     let timeout = Duration::from_secs_f64(active.timeout.unwrap_or(1.0).clamp(0.1, 60.0));
+    match tokio::time::timeout(timeout, tokio::net::lookup_host(address)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return OwnCheck::Unresolvable(format!("does not resolve from here ({e})")),
+        Err(_) => {
+            return OwnCheck::Unresolvable(format!(
+                "does not resolve from here within {timeout:?}"
+            ));
+        }
+    }
     match active.kind.as_deref().unwrap_or("http") {
         "tcp" => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await
         {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(format!("refused the connection ({e})")),
-            Err(_) => Some(format!("did not accept a connection within {timeout:?}")),
+            Ok(Ok(_)) => OwnCheck::Passed,
+            Ok(Err(e)) => OwnCheck::Failed(format!("refused the connection ({e})")),
+            Err(_) => OwnCheck::Failed(format!("did not accept a connection within {timeout:?}")),
         },
         scheme @ ("http" | "https") => {
             let path = active.http_path.as_deref().unwrap_or("/");
@@ -1028,13 +1081,15 @@ async fn active_check(
                 .send()
                 .await
             {
-                Ok(resp) if healthy.contains(&resp.status().as_u16()) => None,
-                Ok(resp) => Some(format!("answered {}", resp.status().as_u16())),
-                Err(e) if e.is_timeout() => Some(format!("did not answer within {timeout:?}")),
-                Err(e) => Some(format!("did not answer: {}", e.without_url())),
+                Ok(resp) if healthy.contains(&resp.status().as_u16()) => OwnCheck::Passed,
+                Ok(resp) => OwnCheck::Failed(format!("answered {}", resp.status().as_u16())),
+                Err(e) if e.is_timeout() => {
+                    OwnCheck::Failed(format!("did not answer within {timeout:?}"))
+                }
+                Err(e) => OwnCheck::Failed(format!("did not answer: {}", e.without_url())),
             }
         }
-        other => Some(format!(
+        other => OwnCheck::Failed(format!(
             "has a {other} active check, which kong-switch cannot run"
         )),
     }
@@ -1137,6 +1192,41 @@ mod tests {
         assert_eq!(target_color(&t("10.0.0.1:8000", None), &sides), None);
         let tagged = t("10.0.0.1:8000", Some(vec!["kong-switch.color=blue".into()]));
         assert_eq!(target_color(&tagged, &sides).as_deref(), Some("blue"));
+    }
+
+    fn http_check(path: &str) -> ActiveHealthcheck {
+        ActiveHealthcheck {
+            kind: Some("http".into()),
+            timeout: Some(1.0),
+            http_path: Some(path.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_own_check_tells_a_dead_target_from_one_that_cannot_be_resolved_from_here() {
+        let http = reqwest::Client::new();
+        let check = http_check("/health");
+        // A port that was just free: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+
+        let outcomes = [
+            active_check(&http, &check, &dead).await,
+            active_check(&http, &check, "orders-green.shop.svc.invalid:80").await,
+        ];
+
+        assert!(
+            matches!(&outcomes[0], OwnCheck::Failed(why) if why.contains("did not answer")),
+            "{:?}",
+            outcomes[0]
+        );
+        assert!(
+            matches!(&outcomes[1], OwnCheck::Unresolvable(why) if why.contains("does not resolve")),
+            "{:?}",
+            outcomes[1]
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn admin_exit(error: &admin::Error) -> Exit {
 fn switch_exit(error: &switch::Error) -> Exit {
     match error {
         switch::Error::Admin(e) => admin_exit(e),
-        switch::Error::Locked { .. } => Exit::Locked,
+        switch::Error::Locked { .. } | switch::Error::ConfigChanged { .. } => Exit::Locked,
         switch::Error::InvalidRequest { .. } => Exit::Usage,
         switch::Error::Inconsistent { .. }
         | switch::Error::UnreadableIntent { .. }

@@ -258,6 +258,75 @@ async fn weight_zero_health_v3() {
     weight_zero_health(&env(Profile::V3).await).await;
 }
 
+async fn dead_weight_zero_target_health(env: &Env) {
+    // Issue 11 finding 4 (real 2.8.5) / diffs health.active.weight0-target: with active checks
+    // on, a weight-0 target whose backend died still reads HEALTHY on 2.8 (its last check's
+    // state: weight-0 targets get no new checks); 3.x says HEALTHCHECKS_OFF. A weight > 0
+    // target beside it is checked and turns UNHEALTHY.
+    let blue = env.backend("blue", "v1").await;
+    let green = env.backend("green", "v2").await;
+    let idle = env.backend("idle", "v3").await;
+    let name = Env::unique("w0dead");
+    let checks = json!({ "healthchecks": { "active": {
+        "http_path": "/health", "timeout": 1,
+        "healthy": { "interval": 0.2, "successes": 1 },
+        "unhealthy": { "interval": 0.2, "http_failures": 1, "tcp_failures": 1, "timeouts": 1 } } } });
+    app(
+        env,
+        &name,
+        &[
+            (env.target_for(&blue), 100),
+            (env.target_for(&green), 100),
+            (env.target_for(&idle), 0),
+        ],
+        Some(checks),
+    )
+    .await;
+    let health_of = |h: &serde_json::Value, target: &str| {
+        h["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["target"] == target)
+            .map(|t| t["health"].clone())
+    };
+    let path = format!("/upstreams/{name}-up/health");
+    green.set_mode(BackendMode::Down).await.ok();
+    idle.set_mode(BackendMode::Down).await.ok();
+    let green_down = Env::wait_until(Duration::from_secs(8), || async {
+        health_of(
+            &admin(env, "GET", &path, None).await.json,
+            &env.target_for(&green),
+        ) == Some(json!("UNHEALTHY"))
+    })
+    .await;
+    assert!(
+        green_down.is_some(),
+        "the weight-100 target is checked and goes UNHEALTHY"
+    );
+    let h = admin(env, "GET", &path, None).await.json;
+    let expected = if is_v3(env).await {
+        "HEALTHCHECKS_OFF"
+    } else {
+        "HEALTHY"
+    };
+    assert_eq!(
+        health_of(&h, &env.target_for(&idle)),
+        Some(json!(expected)),
+        "{h:#}"
+    );
+}
+
+#[tokio::test]
+async fn dead_weight_zero_target_health_v28() {
+    dead_weight_zero_target_health(&env(Profile::V28).await).await;
+}
+
+#[tokio::test]
+async fn dead_weight_zero_target_health_v3() {
+    dead_weight_zero_target_health(&env(Profile::V3).await).await;
+}
+
 async fn no_route_404(env: &Env) {
     // §4 / diffs proxy.no-route-404: 404 {"message":"no Route matched with those values"};
     // 3.x adds request_id and X-Kong-Request-Id.

@@ -292,12 +292,18 @@ async fn a_health_gate_reads_data_plane_health_not_the_control_planes_bare_view(
         .iter()
         .filter(|g| g["passed"] == false)
         .collect();
-    assert!(!failed.is_empty());
     assert!(
         failed
             .iter()
-            .all(|g| g["name"].as_str().is_some_and(|n| n.contains("dp"))),
-        "the failed gates are the data planes': {failed:#?}"
+            .any(|g| g["name"].as_str().is_some_and(|n| n.contains("dp"))),
+        "the data planes' health gates fail: {failed:#?}"
+    );
+    // Besides them, only kong-switch's own active check of green (which fails as well).
+    assert!(
+        failed.iter().all(|g| g["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("dp") || n == "idle_targets_checked")),
+        "the failed gates are the data planes' and kong-switch's own check: {failed:#?}"
     );
     // Without them: refused, saying the control plane has no health view.
     let run = kong_switch(&h, &state, &["switch", "bg"]).await;

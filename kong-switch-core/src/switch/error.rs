@@ -24,7 +24,8 @@ pub mod exit_code {
     pub const ROLLED_BACK: u8 = 4;
     /// Kong (or the state store) answered with an error.
     pub const API_ERROR: u8 = 5;
-    /// Another run holds the lease on the target.
+    /// Another run holds the lease on the target, or a DB-less node's configuration changed
+    /// while it was being edited; nothing was overwritten.
     pub const LOCKED: u8 = 6;
     /// Verification failed and rollback was disabled: the new side stays.
     pub const VERIFICATION_FAILED: u8 = 7;
@@ -59,6 +60,18 @@ pub enum Error {
         holder: String,
         /// When the lease lapses, if known.
         expires_at: Option<DateTime<Utc>>,
+    },
+
+    /// A write to a DB-less node was refused and nothing of it written: the node's declarative
+    /// configuration changed while it was being edited (another writer posted `/config`), or
+    /// its config lease stayed held. What the run had written before was undone and the run
+    /// recorded as rolled back. Re-running is safe. Exit code 6.
+    #[error("{target}: {message}")]
+    ConfigChanged {
+        /// The target key.
+        target: String,
+        /// What changed, and where the target is now.
+        message: String,
     },
 
     /// The switch target (or an entity it names) does not exist. Exit code 5.
@@ -145,7 +158,7 @@ impl Error {
     /// The CLI exit code for this error (see [`exit_code`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Locked { .. } => exit_code::LOCKED,
+            Error::Locked { .. } | Error::ConfigChanged { .. } => exit_code::LOCKED,
             Error::InvalidRequest { .. } => exit_code::USAGE,
             Error::Inconsistent { .. }
             | Error::UnreadableIntent { .. }

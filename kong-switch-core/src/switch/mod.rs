@@ -20,6 +20,7 @@
 //! [`Outcome::exit_code`], [`Error::exit_code`] and [`Drift::exit_code`].
 
 mod apply;
+mod dbless;
 mod engine;
 mod error;
 pub mod gates;
@@ -36,7 +37,7 @@ pub use engine::{ComparedValue, Drift, DriftState, Engine, KongState};
 pub use error::{Error, Result, exit_code};
 pub use gates::GateOutcome;
 pub use hybrid::{DEFAULT_DISCONNECTED_AFTER, PROXY_LAG_ALLOWANCE};
-pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
+pub use plan::{Change, Check, Plan, RestoreItem, Side, Stage, Step, inverse, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use report::{
     BatchReport, BatchService, ConvergenceMethod, DataPlaneReport, Durations, GateTally,

@@ -457,7 +457,11 @@ impl Node {
                     continue;
                 };
                 for addr in addrs {
-                    if addr.weight == 0 && self.version() == KongVersion::V3 {
+                    // Neither version actively checks a weight-0 address: 3.x reports it
+                    // HEALTHCHECKS_OFF, 2.8 keeps reporting the state of its last check
+                    // (HEALTHY if never checked), even after the backend died, until its weight
+                    // is raised and the next check runs (real 2.8.5, issue 11 finding 4).
+                    if addr.weight == 0 {
                         continue;
                     }
                     let key = (view.name().to_owned(), addr.key());

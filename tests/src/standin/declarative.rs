@@ -33,6 +33,12 @@ const IGNORED: &[&str] = &[
     "consumer_groups",
 ];
 
+/// Kong's answer to a `config` field that is not a string (`kong-2.8.5/proxy-errors.txt` and
+/// `kong-3.9.3/proxy-errors.txt`, install prefix as in Kong's packages).
+const NOT_A_STRING: &str = "failed parsing declarative configuration: \
+    /usr/local/openresty/luajit/share/lua/5.1/lyaml/init.lua:460: bad argument #1 to 'parser' \
+    (must provide a string argument)";
+
 fn deterministic_id(key: &str) -> String {
     uuid::Uuid::new_v5(&NAMESPACE, key.as_bytes()).to_string()
 }
@@ -110,6 +116,13 @@ pub(crate) fn post_config(
                     ));
                 }
             },
+            // Kong hands `config` to its YAML parser, which needs a string
+            // (proxy-errors.txt, both versions).
+            Some(Value::Object(_) | Value::Array(_) | Value::Number(_) | Value::Bool(_)) => {
+                let mut fields = Map::new();
+                fields.insert("error".into(), json!(NOT_A_STRING));
+                return Err(ApiError::declarative(fields));
+            }
             _ => (m.clone(), None),
         },
     };

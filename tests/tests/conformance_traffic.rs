@@ -241,6 +241,51 @@ async fn dns_error_target_v3() {
     dns_error_target(&env(Profile::V3).await).await;
 }
 
+async fn empty_upstream_health(env: &Env) {
+    // proxy-errors.txt: an upstream with no targets has `{"data":[],"next":null,"node_id":..}`
+    // on both versions; diffs health.off.empty-upstream: `?balancer_health=1` is
+    // {id, health: HEALTHCHECKS_OFF} on 2.8.5; 3.9.3 (once the balancer exists, ~5 s) adds
+    // balancer_health UNHEALTHY and empty details.
+    let up = Env::unique("empty-up");
+    let created = expect(env, "POST", "/upstreams", Some(json!({ "name": up })), 201).await;
+    let h = expect(env, "GET", &format!("/upstreams/{up}/health"), None, 200).await;
+    assert_eq!((h["data"].clone(), h["next"].clone()), (json!([]), json!(null)));
+    assert!(h["node_id"].is_string());
+    let path = format!("/upstreams/{up}/health?balancer_health=1");
+    let balanced = Env::wait_until(Duration::from_secs(12), || async {
+        admin(env, "GET", &path, None).await.json.get("data").is_some()
+    })
+    .await;
+    assert!(balanced.is_some(), "the balancer never appeared");
+    let bh = expect(env, "GET", &path, None, 200).await["data"].clone();
+    assert_eq!(bh["id"], created["id"]);
+    assert_eq!(bh["health"], "HEALTHCHECKS_OFF");
+    if is_v3(env).await {
+        assert_eq!(bh["balancer_health"], "UNHEALTHY", "{bh}");
+        let details = &bh["details"];
+        assert_eq!(details["healthy"], false, "{bh}");
+        assert_eq!(
+            details["weight"],
+            json!({ "total": 0, "available": 0, "unavailable": 0 })
+        );
+        let hosts_empty = details["hosts"].as_object().is_some_and(|o| o.is_empty())
+            || details["hosts"].as_array().is_some_and(|a| a.is_empty());
+        assert!(hosts_empty, "{bh}");
+    } else {
+        assert_eq!(bh.as_object().map(|o| o.len()), Some(2), "{{id, health}}: {bh}");
+    }
+}
+
+#[tokio::test]
+async fn empty_upstream_health_v28() {
+    empty_upstream_health(&env(Profile::V28).await).await;
+}
+
+#[tokio::test]
+async fn empty_upstream_health_v3() {
+    empty_upstream_health(&env(Profile::V3).await).await;
+}
+
 async fn weight_zero_health(env: &Env) {
     // §8 / diffs health.active.weight0-target: checks on → weight-0 target HEALTHY on 2.8,
     // HEALTHCHECKS_OFF on 3.x.

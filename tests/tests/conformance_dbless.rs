@@ -246,6 +246,79 @@ async fn dbless_ids_are_deterministic_and_replace_is_total_v3() {
     dbless_ids_are_deterministic_and_replace_is_total(Profile::DbLess3).await;
 }
 
+async fn dbless_ids_are_the_ones_kong_derives(profile: Profile) {
+    // dbless.txt (2.8.5) and the 3.9.3 transcript: the same document always loads with the
+    // same ids, derived from names (and a target's upstream and address); these exact ids.
+    let (env, _config) = dbless(profile).await;
+    let v3 = env.format_version().await == "3.0";
+    let (doc, want) = if v3 {
+        (
+            json!({"_format_version":"3.0","upstreams":[{"name":"shop-up","targets":[{"target":"127.0.0.1:19301","weight":100},{"target":"127.0.0.1:19302","weight":100}]}],"services":[{"name":"shop","host":"shop-up","port":80,"routes":[{"name":"shop-route","hosts":["shop.test"],"paths":["/"]}]}]}),
+            [
+                ("services", vec!["abfbe39c-075b-5e5e-aec6-a90f2f0adfee"]),
+                ("routes", vec!["c581459b-ed75-56ee-9d36-86eb9c0b9920"]),
+                ("upstreams", vec!["2f0b1631-44bf-5e48-af86-4039c4fecc00"]),
+                (
+                    "targets",
+                    vec![
+                        "44fdc4a1-0e88-5d50-8aa2-8a8b939336ed",
+                        "7cb0aef0-b2b2-5d18-bb52-d614ba4aea88",
+                    ],
+                ),
+            ],
+        )
+    } else {
+        (
+            json!({"_format_version":"2.1","services":[{"name":"bg","host":"bg-blue","routes":[{"name":"bg","paths":["/bg"]}]}],"upstreams":[{"name":"bg-blue","targets":[{"target":"127.0.0.1:19101","weight":100}]},{"name":"bg-green","targets":[{"target":"127.0.0.1:19102"}]}]}),
+            [
+                ("services", vec!["8f766980-32f1-5c23-98ac-6364d6f0b7a6"]),
+                ("routes", vec!["fb5fd4f4-c575-54f9-90d5-1b67153aa464"]),
+                (
+                    "upstreams",
+                    vec![
+                        "b9fb6de2-dc0e-5fea-bff7-900a0d073525",
+                        "ee8df3ef-d30b-52a6-9f27-53537d762286",
+                    ],
+                ),
+                (
+                    "targets",
+                    vec![
+                        "1652af9f-8eff-50f5-9c9a-bdc7d1db2687",
+                        "56b284ed-bdae-54d2-b166-5ef3c9070cd2",
+                    ],
+                ),
+            ],
+        )
+    };
+    let loaded = expect(&env, "POST", "/config", Some(doc), 201).await;
+    for (table, ids) in want {
+        let mut got: Vec<String> = loaded[table]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        got.sort();
+        assert_eq!(got, ids, "{table}");
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    all(real_kong, not(real_dbless)),
+    ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
+)]
+async fn dbless_ids_are_the_ones_kong_derives_v28() {
+    dbless_ids_are_the_ones_kong_derives(Profile::DbLess28).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    all(real_kong, not(real_dbless)),
+    ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
+)]
+async fn dbless_ids_are_the_ones_kong_derives_v3() {
+    dbless_ids_are_the_ones_kong_derives(Profile::DbLess3).await;
+}
+
 async fn dbless_config_errors(profile: Profile) {
     // dbless.txt / 3.9.3 transcript: code 14 with fields per entity index; missing
     // _format_version; diffs dbless.config-malformed: 2.8.5 accepts only 1.1 and 2.1 (so

@@ -43,11 +43,14 @@
 //! }
 //! ```
 //! A DB-less, multinode or hybrid test runs against the real topology when its variables are
-//! set, against the stand-in when no real Kong is configured at all, and is ignored when a real
-//! Kong is configured without that topology, e.g.
+//! set, against the stand-in when no real Kong is configured at all, and is ignored when
+//! `KONG_ADMIN_URL` names a real Kong but not that topology, e.g.
 //! `#[cfg_attr(all(real_kong, not(real_dbless)), ignore = "needs a DB-less Kong: set
-//! KONG_DBLESS_ADMIN_URL")]`. A behaviour that differs between Kong versions is asserted for
-//! each version ([`Env::version`]), not skipped on one. Never print "skipped" and return.
+//! KONG_DBLESS_ADMIN_URL")]`; a hybrid test that needs the stand-in says
+//! `#[cfg_attr(any(real_kong, real_hybrid), ignore = "needs the stand-in: ..")]`. A behaviour
+//! that differs between Kong versions is asserted for each version ([`Env::version`]), not
+//! skipped on one. Never print "skipped" and return: that reports a pass. The cfgs exist in
+//! this package's targets (its build script emits them), i.e. every file under `tests/tests/`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -712,9 +712,18 @@ async fn tags_endpoint(env: &Env) {
         .collect();
     rows.sort();
     let mut want = vec![
-        ("services".to_owned(), service["id"].as_str().unwrap_or_default().to_owned()),
-        ("targets".to_owned(), target["id"].as_str().unwrap_or_default().to_owned()),
-        ("upstreams".to_owned(), up["id"].as_str().unwrap_or_default().to_owned()),
+        (
+            "services".to_owned(),
+            service["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "targets".to_owned(),
+            target["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "upstreams".to_owned(),
+            up["id"].as_str().unwrap_or_default().to_owned(),
+        ),
     ];
     want.sort();
     assert_eq!(rows, want);

@@ -41,7 +41,9 @@ fn doc(version: &str, blue: u32, green: u32, blue_target: &str, green_target: &s
 fn nulls(v: &Value, path: &str, out: &mut Vec<String>) {
     match v {
         Value::Null => out.push(path.to_owned()),
-        Value::Object(m) => m.iter().for_each(|(k, v)| nulls(v, &format!("{path}.{k}"), out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| nulls(v, &format!("{path}.{k}"), out)),
         Value::Array(a) => a
             .iter()
             .enumerate()
@@ -56,7 +58,14 @@ async fn dbless_writes_refused(profile: Profile) {
     // code 6; reads work.
     let (env, _config) = dbless(profile).await;
     for (path, entity) in [("/upstreams", "upstreams"), ("/services", "services")] {
-        let e = expect(&env, "POST", path, Some(json!({ "name": "x", "host": "x" })), 405).await;
+        let e = expect(
+            &env,
+            "POST",
+            path,
+            Some(json!({ "name": "x", "host": "x" })),
+            405,
+        )
+        .await;
         assert_eq!(
             e,
             json!({ "code": 12, "name": "operation unsupported",
@@ -130,7 +139,10 @@ async fn dbless_config_load_and_refusals_on_existing(profile: Profile) {
         assert_eq!(target.and_then(|t| t.get("tags")), Some(&Value::Null));
         assert!(target.is_some_and(|t| t["updated_at"].is_number()));
     } else {
-        assert!(found.is_empty(), "2.8 DB-less answers omit nulls: {found:?}");
+        assert!(
+            found.is_empty(),
+            "2.8 DB-less answers omit nulls: {found:?}"
+        );
     }
     let e = expect(
         &env,
@@ -163,10 +175,7 @@ async fn dbless_config_load_and_refusals_on_existing(profile: Profile) {
     );
     let c = expect(&env, "GET", "/config", None, 200).await;
     let yaml = c["config"].as_str().unwrap_or_default();
-    let top: Vec<&str> = yaml
-        .lines()
-        .take_while(|l| l.starts_with('_'))
-        .collect();
+    let top: Vec<&str> = yaml.lines().take_while(|l| l.starts_with('_')).collect();
     assert!(
         top.contains(&format!("_format_version: '{version}'").as_str())
             && top.contains(&"_transform: false"),

@@ -304,10 +304,10 @@ async fn on_3x_the_proxy_follows_the_hash_after_a_lag_and_on_2_8_together() {
         let before = h.dp_hash(0).await;
         let patch = h
             .admin(
-            "PATCH",
-            &format!("/services/{}", h.base),
-            Some(json!({ "host": h.up("green") })),
-        )
+                "PATCH",
+                &format!("/services/{}", h.base),
+                Some(json!({ "host": h.up("green") })),
+            )
             .await;
         assert_eq!(patch.status, 200);
         let changed = Env::wait_until(Duration::from_secs(3), || async {
@@ -347,7 +347,11 @@ async fn health_only_on_data_planes(profile: Profile) {
     assert!(cp["data"][0].get("health").is_none(), "{cp}");
     assert!(cp["data"][0].get("data").is_none(), "{cp}");
     let cp_bh = h
-        .admin("GET", &format!("/upstreams/{}/health?balancer_health=1", h.up("green")), None)
+        .admin(
+            "GET",
+            &format!("/upstreams/{}/health?balancer_health=1", h.up("green")),
+            None,
+        )
         .await
         .json;
     let mut keys: Vec<&str> = cp_bh
@@ -362,12 +366,23 @@ async fn health_only_on_data_planes(profile: Profile) {
     // Each DP's Status API has HEALTHY → UNHEALTHY when green fails; the CP does not change.
     for dp in 0..2 {
         let healthy = Env::wait_until(Duration::from_secs(5), || async {
-            h.status(dp, "GET", &format!("/upstreams/{}/health", h.up("green"))).await.json["data"][0]["health"]
+            h.status(dp, "GET", &format!("/upstreams/{}/health", h.up("green")))
+                .await
+                .json["data"][0]["health"]
                 == "HEALTHY"
         })
         .await;
         assert!(healthy.is_some(), "{profile}: dp {dp} never HEALTHY");
-        let targets = h.status(dp, "GET", &format!("/upstreams/{}/targets", h.up("green"))).await;
+        // hybrid.txt: a DP's health answers carry its node id, which is its row id on the CP.
+        let node_id = h
+            .status(dp, "GET", &format!("/upstreams/{}/health", h.up("green")))
+            .await
+            .json["node_id"]
+            .clone();
+        assert_eq!(node_id, h.row(dp).await["id"], "dp {dp}");
+        let targets = h
+            .status(dp, "GET", &format!("/upstreams/{}/targets", h.up("green")))
+            .await;
         assert_eq!(targets.status, 200);
         assert_eq!(targets.json["data"][0]["target"], green_target.as_str());
     }
@@ -377,7 +392,9 @@ async fn health_only_on_data_planes(profile: Profile) {
         .expect("green fails");
     for dp in 0..2 {
         let unhealthy = Env::wait_until(Duration::from_secs(5), || async {
-            h.status(dp, "GET", &format!("/upstreams/{}/health", h.up("green"))).await.json["data"][0]["health"]
+            h.status(dp, "GET", &format!("/upstreams/{}/health", h.up("green")))
+                .await
+                .json["data"][0]["health"]
                 == "UNHEALTHY"
         })
         .await;

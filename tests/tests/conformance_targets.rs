@@ -192,7 +192,7 @@ async fn target_listing_order_all_and_paging(env: &Env) {
         ("127.0.0.1:19003", 5),
     ] {
         expect(
-            &env,
+            env,
             "POST",
             &path,
             Some(json!({ "target": target, "weight": weight })),

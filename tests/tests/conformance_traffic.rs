@@ -249,11 +249,18 @@ async fn empty_upstream_health(env: &Env) {
     let up = Env::unique("empty-up");
     let created = expect(env, "POST", "/upstreams", Some(json!({ "name": up })), 201).await;
     let h = expect(env, "GET", &format!("/upstreams/{up}/health"), None, 200).await;
-    assert_eq!((h["data"].clone(), h["next"].clone()), (json!([]), json!(null)));
+    assert_eq!(
+        (h["data"].clone(), h["next"].clone()),
+        (json!([]), json!(null))
+    );
     assert!(h["node_id"].is_string());
     let path = format!("/upstreams/{up}/health?balancer_health=1");
     let balanced = Env::wait_until(Duration::from_secs(12), || async {
-        admin(env, "GET", &path, None).await.json.get("data").is_some()
+        admin(env, "GET", &path, None)
+            .await
+            .json
+            .get("data")
+            .is_some()
     })
     .await;
     assert!(balanced.is_some(), "the balancer never appeared");
@@ -272,7 +279,11 @@ async fn empty_upstream_health(env: &Env) {
             || details["hosts"].as_array().is_some_and(|a| a.is_empty());
         assert!(hosts_empty, "{bh}");
     } else {
-        assert_eq!(bh.as_object().map(|o| o.len()), Some(2), "{{id, health}}: {bh}");
+        assert_eq!(
+            bh.as_object().map(|o| o.len()),
+            Some(2),
+            "{{id, health}}: {bh}"
+        );
     }
 }
 
@@ -399,7 +410,10 @@ async fn weighted_balancing_90_10() {
 /// newline.
 fn assert_kong_error(r: &common::Resp, v3: bool, status: u16, message: &str) {
     assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     if v3 {
         let id = r.json["request_id"].as_str().unwrap_or_default().to_owned();
         assert!(
@@ -935,8 +949,8 @@ async fn multinode_shared_db_and_propagation() {
     );
     // Up to two polls for a new service and route, plus the 3.x router rebuild (diffs
     // multinode.new-upstream-propagation: tolerance [0,12] s on 2.8.5, [0,17] s on 3.9.3).
-    let propagation = frequency * 2 + if v3 { frequency } else { Duration::ZERO }
-        + Duration::from_secs(2);
+    let propagation =
+        frequency * 2 + if v3 { frequency } else { Duration::ZERO } + Duration::from_secs(2);
     let get = |url: String| {
         let client = env.client().clone();
         async move {
@@ -1027,7 +1041,11 @@ async fn multinode_shared_db_and_propagation() {
     })
     .await;
     assert!(switched.is_some());
-    assert!(patched.elapsed() >= frequency * 9 / 10, "{:?}", patched.elapsed());
+    assert!(
+        patched.elapsed() >= frequency * 9 / 10,
+        "{:?}",
+        patched.elapsed()
+    );
     let id1 = expect(&env, "GET", "/", None, 200).await["node_id"].clone();
     let id2 = get(format!("{node2_admin}/"))
         .await

@@ -330,10 +330,12 @@ async fn a_health_gate_reads_data_plane_health_not_the_control_planes_bare_view(
         run.report
     );
     // Nothing was written: the service is still on blue and the data planes serve blue.
-    let service = h
-        .admin("GET", &format!("/services/{}", h.base), None)
-        .await;
-    assert_eq!(service.json["host"], h.up("blue").as_str(), "no switch write");
+    let service = h.admin("GET", &format!("/services/{}", h.base), None).await;
+    assert_eq!(
+        service.json["host"],
+        h.up("blue").as_str(),
+        "no switch write"
+    );
     if h.is_standin() {
         assert!(
             h.standin()

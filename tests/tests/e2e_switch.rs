@@ -120,11 +120,15 @@ async fn dbless_apps(apps: &[&str], tags: &[&str]) -> (Env, Backend, Backend) {
     let mut services = Vec::new();
     for app in apps {
         for (color, backend) in [("blue", &blue), ("green", &green)] {
-            upstreams.push(json!({ "name": format!("{app}-{color}"), "healthchecks": checks,
-                "targets": [{ "target": env.target_for(backend) }] }));
+            upstreams.push(
+                json!({ "name": format!("{app}-{color}"), "healthchecks": checks,
+                "targets": [{ "target": env.target_for(backend) }] }),
+            );
         }
-        services.push(json!({ "name": app, "host": format!("{app}-blue"), "tags": tags,
-            "routes": [{ "name": app, "paths": [format!("/{app}")] }] }));
+        services.push(
+            json!({ "name": app, "host": format!("{app}-blue"), "tags": tags,
+            "routes": [{ "name": app, "paths": [format!("/{app}")] }] }),
+        );
     }
     let config = json!({ "upstreams": upstreams, "services": services });
     if let Err(e) = env.load_config(&config).await {
@@ -155,7 +159,11 @@ fn assert_one_post_config(env: &Env, report: &serde_json::Value) {
             )
         })
         .collect();
-    assert_eq!(summary, [("POST".to_owned(), "/config".to_owned())], "{report:#}");
+    assert_eq!(
+        summary,
+        [("POST".to_owned(), "/config".to_owned())],
+        "{report:#}"
+    );
     if let Some(standin) = env.standin() {
         let logged = standin.log().writes();
         assert_eq!(logged.len(), 1, "{logged:#?}");

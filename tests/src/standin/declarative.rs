@@ -399,10 +399,7 @@ fn load_upstreams(
         }
     }
     for (upstream_index, j, upstream_id, input) in pending {
-        let given_id = input
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let given_id = input.get("id").and_then(Value::as_str).map(str::to_owned);
         let written = input
             .get("target")
             .and_then(Value::as_str)

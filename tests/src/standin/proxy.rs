@@ -117,9 +117,9 @@ impl ErrorFormat {
             (KongVersion::V28, ErrorFormat::Html) => format!(
                 "<!doctype html>\n<html>\n  <head>\n    <meta charset=\"utf-8\">\n    <title>Kong Error</title>\n  </head>\n  <body>\n    <h1>Kong Error</h1>\n    <p>{message}.</p>\n  </body>\n</html>\n"
             ),
-            (KongVersion::V3, ErrorFormat::Json) => format!(
-                "{{\n  \"message\":\"{message}\",\n  \"request_id\":\"{request_id}\"\n}}"
-            ),
+            (KongVersion::V3, ErrorFormat::Json) => {
+                format!("{{\n  \"message\":\"{message}\",\n  \"request_id\":\"{request_id}\"\n}}")
+            }
             (KongVersion::V3, ErrorFormat::Plain) => {
                 format!("{message}\nrequest_id: {request_id}\n")
             }

@@ -305,7 +305,10 @@ impl Hybrid {
     /// target each, service `<base>` → `<base>-blue` and route `/<base>`, then waits until
     /// every data plane serves blue.
     pub async fn upstream_pair(&self) {
-        for (name, backend) in [(self.up("blue"), &self.blue), (self.up("green"), &self.green)] {
+        for (name, backend) in [
+            (self.up("blue"), &self.blue),
+            (self.up("green"), &self.green),
+        ] {
             let up = self
                 .admin("POST", "/upstreams", Some(upstream_body(&name)))
                 .await;

@@ -101,6 +101,10 @@ async fn upstream_switch_moves_all_traffic_to_green_on_28() {
     upstream_switch_moves_all_traffic(&env, "2.8 profile").await;
 }
 
+/// Serialises the DB-less tests: against a real DB-less node each `POST /config` replaces what
+/// the other test loaded.
+static ONE_CONFIG_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A DB-less Kong (`KONG_DBLESS_ADMIN_URL`, or a DB-less stand-in with a short router delay)
 /// loaded through `POST /config` with one blue and one green upstream (active checks) per app,
 /// each app's service `<app>` (tagged `tags`) on `<app>-blue` with a route `/<app>`; waits
@@ -180,6 +184,7 @@ fn assert_one_post_config(env: &Env, report: &serde_json::Value) {
     ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
 )]
 async fn dbless_switch_is_one_post_config_and_moves_traffic() {
+    let _config = ONE_CONFIG_AT_A_TIME.lock().await;
     let (env, _blue, _green) = dbless_apps(&["demo"], &[]).await;
     if let Some(standin) = env.standin() {
         standin.log().clear();
@@ -211,6 +216,7 @@ async fn dbless_switch_is_one_post_config_and_moves_traffic() {
     ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
 )]
 async fn dbless_batch_switches_every_tagged_service_in_one_post_config() {
+    let _config = ONE_CONFIG_AT_A_TIME.lock().await;
     let apps = ["cart", "pay", "ship"];
     let (env, _blue, _green) = dbless_apps(&apps, &["team=shop"]).await;
     if let Some(standin) = env.standin() {

@@ -484,7 +484,65 @@ fn join_paths(service_path: Option<&str>, rest: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::join_paths;
+    use super::{ErrorFormat, KongVersion, join_paths};
+
+    #[test]
+    fn error_format_follows_accept_like_kong() {
+        // (Accept, 2.8.5, 3.x): proxy-errors.txt for none, */*, application/json and
+        // text/html; Kong's get_mime_type / get_response_type for the rest.
+        let cases = [
+            (None, ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("*/*"), ErrorFormat::Json, ErrorFormat::Json),
+            (
+                Some("application/json"),
+                ErrorFormat::Json,
+                ErrorFormat::Json,
+            ),
+            (Some("text/html"), ErrorFormat::Html, ErrorFormat::Html),
+            (Some("text/plain"), ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("text/*"), ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("application/xml"), ErrorFormat::Xml, ErrorFormat::Xml),
+            (Some("image/png"), ErrorFormat::Json, ErrorFormat::Json),
+            // 2.8 reads the whole header as one type; 3.x picks the highest q.
+            (
+                Some("text/html;q=0.5, application/json"),
+                ErrorFormat::Html,
+                ErrorFormat::Json,
+            ),
+            (
+                Some("text/html,application/xhtml+xml"),
+                ErrorFormat::Json,
+                ErrorFormat::Html,
+            ),
+        ];
+        for (accept, v28, v3) in cases {
+            assert_eq!(
+                ErrorFormat::negotiate(accept, KongVersion::V28),
+                v28,
+                "{accept:?}"
+            );
+            assert_eq!(
+                ErrorFormat::negotiate(accept, KongVersion::V3),
+                v3,
+                "{accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_match_the_transcripts_byte_for_byte() {
+        // Content-Length in proxy-errors.txt: 2.8.5 JSON 75, text 58, HTML 220; 3.9.3 JSON 126,
+        // text 103, HTML 266 (32-hex request id).
+        let m = "An invalid response was received from the upstream server";
+        let id = "6fbf931c37c3d04d4ca527756cd8aa02";
+        let len = |f: ErrorFormat, v| f.render(v, m, id).len();
+        assert_eq!(len(ErrorFormat::Json, KongVersion::V28), 75);
+        assert_eq!(len(ErrorFormat::Plain, KongVersion::V28), 58);
+        assert_eq!(len(ErrorFormat::Html, KongVersion::V28), 220);
+        assert_eq!(len(ErrorFormat::Json, KongVersion::V3), 126);
+        assert_eq!(len(ErrorFormat::Plain, KongVersion::V3), 103);
+        assert_eq!(len(ErrorFormat::Html, KongVersion::V3), 266);
+    }
 
     #[test]
     fn paths_join_like_kong_v0() {

@@ -825,7 +825,11 @@ impl AdminRequest<'_> {
             .targets_of(id)
             .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect();
-        if !all {
+        if all {
+            // The raw rows in the database's primary-key order (2.8.5 transcript: /targets/all
+            // lists 3da56a87-…, d9289136-…, f973e0be-…).
+            items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        } else {
             sort_newest_first(&mut items);
         }
         let size = match self.query.get("size") {

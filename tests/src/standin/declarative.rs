@@ -442,9 +442,15 @@ fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "~".into(),
         Value::String(s) => {
+            // Plain where libyaml writes it plain (dbless.txt: `target: 127.0.0.1:19101`,
+            // `_format_version: '2.1'`): no indicator first, no `: `, nothing that reads as a
+            // number (YAML 1.1 also reads `1:20` as one) or a boolean.
             let plain = !s.is_empty()
                 && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/')
+                && !s.ends_with(':')
+                && !s.chars().all(|c| c.is_ascii_digit() || c == ':')
                 && s.parse::<f64>().is_err()
                 && !matches!(
                     s.as_str(),

@@ -687,6 +687,15 @@ impl Node {
             .unwrap_or(0.0);
         let healthy = available > 0 && (available as f64) * 100.0 >= threshold * (total as f64);
         let word = if healthy { "HEALTHY" } else { "UNHEALTHY" };
+        // An upstream without targets has an empty Lua table of hosts, which Kong's cjson
+        // writes as `{}` (like a DNS_ERROR target's `addresses`, proxy-errors.txt); diffs
+        // health.off.empty-upstream: 3.9.3 answers `balancer_health: UNHEALTHY` and empty
+        // details.
+        let hosts = if hosts.is_empty() {
+            json!({})
+        } else {
+            Value::Array(hosts)
+        };
         let details = json!({
             "healthy": healthy,
             "hosts": hosts,

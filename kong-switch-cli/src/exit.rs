@@ -87,7 +87,9 @@ impl Exit {
             Exit::Kong => {
                 "Kong answered with an error or with something that is not the Admin API, broke the connection mid-answer, or the named entity does not exist or does not fit the strategy"
             }
-            Exit::Locked => "another switch holds the lock on this target (the holder is named)",
+            Exit::Locked => {
+                "another switch holds the lock on this target (the holder is named), or a DB-less node's configuration changed while kong-switch was editing it (nothing overwritten; what the run wrote is undone)"
+            }
             Exit::VerificationFailed => {
                 "verification failed and `--no-rollback` was given; Kong is on the new side"
             }
@@ -149,7 +151,7 @@ impl Exit {
         match error {
             switch::Error::Admin(e) => Exit::of_admin_error(e),
             switch::Error::State(e) => Exit::of_state_error(e),
-            switch::Error::Locked { .. } => Exit::Locked,
+            switch::Error::Locked { .. } | switch::Error::ConfigChanged { .. } => Exit::Locked,
             switch::Error::InvalidRequest { .. } => Exit::Usage,
             switch::Error::NotFound { .. } | switch::Error::Unsupported(_) => Exit::Kong,
             switch::Error::Inconsistent { .. }
@@ -393,6 +395,13 @@ mod tests {
                 2,
             ),
             (switch::Error::Unsupported("no targets".into()), 5),
+            (
+                switch::Error::ConfigChanged {
+                    target: "orders".into(),
+                    message: "the configuration changed meanwhile".into(),
+                },
+                6,
+            ),
             (
                 switch::Error::Inconsistent {
                     target: "orders".into(),

@@ -668,6 +668,85 @@ async fn pagination(env: &Env) {
     assert!(rest.get("offset").is_none());
 }
 
+async fn tags_endpoint(env: &Env) {
+    // §2.4 "GET /tags/{tag} lists entities of all kinds" (kong/api/routes/tags.lua): one row
+    // {entity_name, entity_id, tag} per tagged entity, paged; next is /tags/{tag}?offset=….
+    let tag = Env::unique("tagged");
+    let up = expect(
+        env,
+        "POST",
+        "/upstreams",
+        Some(json!({ "name": Env::unique("tg.svc"), "tags": [tag, "other"] })),
+        201,
+    )
+    .await;
+    let name = up["name"].as_str().unwrap_or_default().to_owned();
+    let target = expect(
+        env,
+        "POST",
+        &format!("/upstreams/{name}/targets"),
+        Some(json!({ "target": "127.0.0.1:19001", "tags": [tag] })),
+        201,
+    )
+    .await;
+    let service = expect(
+        env,
+        "POST",
+        "/services",
+        Some(json!({ "name": Env::unique("tg"), "host": name, "tags": [tag] })),
+        201,
+    )
+    .await;
+    let all = expect(env, "GET", &format!("/tags/{tag}"), None, 200).await;
+    let mut rows: Vec<(String, String)> = all["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            assert_eq!(r["tag"], tag.as_str(), "{r}");
+            (
+                r["entity_name"].as_str().unwrap_or_default().to_owned(),
+                r["entity_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let mut want = vec![
+        (
+            "services".to_owned(),
+            service["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "targets".to_owned(),
+            target["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "upstreams".to_owned(),
+            up["id"].as_str().unwrap_or_default().to_owned(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+    assert!(all["next"].is_null());
+    let first = expect(env, "GET", &format!("/tags/{tag}?size=2"), None, 200).await;
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(2));
+    let next = first["next"].as_str().unwrap_or_default().to_owned();
+    assert!(next.starts_with(&format!("/tags/{tag}?offset=")), "{next}");
+    let rest = expect(env, "GET", &next, None, 200).await;
+    assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
+    assert!(rest["next"].is_null());
+}
+
+#[tokio::test]
+async fn tags_endpoint_v28() {
+    tags_endpoint(&env(Profile::V28).await).await;
+}
+
+#[tokio::test]
+async fn tags_endpoint_v3() {
+    tags_endpoint(&env(Profile::V3).await).await;
+}
+
 #[tokio::test]
 async fn pagination_v28() {
     pagination(&env(Profile::V28).await).await;

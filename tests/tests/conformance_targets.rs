@@ -179,12 +179,12 @@ async fn target_on_missing_upstream_v3() {
     target_on_missing_upstream(&env(Profile::V3).await).await;
 }
 
-#[tokio::test]
-async fn target_listing_order_all_and_paging() {
+async fn target_listing_order_all_and_paging(env: &Env) {
     // §1.3 weight-0 targets stay listed; §2.2 list newest first; targets/all; §2.4 integer
-    // offsets (transcript ?size=1 → offset "1"); §8 size=0 → empty page with offset "0".
-    let env = env(Profile::V28).await;
-    let u = upstream(&env).await;
+    // offsets (transcript ?size=1 → offset "1", next "/upstreams/blue.svc/targets?offset=1": a
+    // nested collection's next carries neither size nor tags, on 3.9.3 too); §8 size=0 →
+    // empty page with offset "0".
+    let u = upstream(env).await;
     let path = format!("/upstreams/{u}/targets");
     for (target, weight) in [
         ("127.0.0.1:19001", 100),
@@ -192,7 +192,7 @@ async fn target_listing_order_all_and_paging() {
         ("127.0.0.1:19003", 5),
     ] {
         expect(
-            &env,
+            env,
             "POST",
             &path,
             Some(json!({ "target": target, "weight": weight })),
@@ -201,7 +201,7 @@ async fn target_listing_order_all_and_paging() {
         .await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let list = expect(&env, "GET", &path, None, 200).await;
+    let list = expect(env, "GET", &path, None, 200).await;
     let order: Vec<&str> = list["data"]
         .as_array()
         .into_iter()
@@ -212,17 +212,27 @@ async fn target_listing_order_all_and_paging() {
         order,
         vec!["127.0.0.1:19003", "127.0.0.1:19002", "127.0.0.1:19001"]
     );
-    let all = expect(&env, "GET", &format!("{path}/all"), None, 200).await;
+    let all = expect(env, "GET", &format!("{path}/all"), None, 200).await;
     assert_eq!(all["data"].as_array().map(Vec::len), Some(3));
-    let page = expect(&env, "GET", &format!("{path}?size=1"), None, 200).await;
+    let page = expect(env, "GET", &format!("{path}?size=1"), None, 200).await;
     assert_eq!(page["offset"], "1");
     assert_eq!(page["next"], format!("{path}?offset=1"));
     assert_eq!(page["data"][0]["target"], "127.0.0.1:19003");
-    if !is_v3(&env).await {
-        let page = expect(&env, "GET", &format!("{path}?size=0"), None, 200).await;
+    if !is_v3(env).await {
+        let page = expect(env, "GET", &format!("{path}?size=0"), None, 200).await;
         assert_eq!(page["data"], json!([]));
         assert_eq!(page["offset"], "0");
     }
+}
+
+#[tokio::test]
+async fn target_listing_order_all_and_paging_v28() {
+    target_listing_order_all_and_paging(&env(Profile::V28).await).await;
+}
+
+#[tokio::test]
+async fn target_listing_order_all_and_paging_v3() {
+    target_listing_order_all_and_paging(&env(Profile::V3).await).await;
 }
 
 #[tokio::test]
@@ -277,8 +287,9 @@ async fn target_lookup_by_address_and_id_not_normalised() {
 
 #[tokio::test]
 async fn target_put_patch_are_update_only() {
-    // §2.2: PUT/PATCH update (200) existing targets, 404 plain when absent; DELETE missing →
-    // 404 (unlike generic DELETE); PUT may change the address.
+    // §2.2: PUT/PATCH update (200) existing targets (PUT keeps the fields it does not send),
+    // 404 plain when absent; DELETE missing → 404 (unlike generic DELETE); PUT may change the
+    // address and then keeps the weight.
     let env = env(Profile::V28).await;
     let u = upstream(&env).await;
     let base = format!("/upstreams/{u}/targets");
@@ -286,7 +297,7 @@ async fn target_put_patch_are_update_only() {
         &env,
         "POST",
         &base,
-        Some(json!({ "target": "127.0.0.1:19001", "weight": 50 })),
+        Some(json!({ "target": "127.0.0.1:19001", "weight": 50, "tags": ["keep"] })),
         201,
     )
     .await;
@@ -307,9 +318,11 @@ async fn target_put_patch_are_update_only() {
         200,
     )
     .await;
+    // PUT is an update like PATCH (kong/api/routes/upstreams.lua routes both to
+    // update_target_cb): what is not sent is kept, not reset.
     assert_eq!(
-        (t["weight"].clone(), t["target"].clone()),
-        (json!(7), json!("127.0.0.1:19001"))
+        (t["weight"].clone(), t["target"].clone(), t["tags"].clone()),
+        (json!(7), json!("127.0.0.1:19001"), json!(["keep"]))
     );
     let r = admin(
         &env,
@@ -340,7 +353,10 @@ async fn target_put_patch_are_update_only() {
         200,
     )
     .await;
-    assert_eq!(moved["target"], "127.0.0.1:19002");
+    assert_eq!(
+        (moved["target"].clone(), moved["weight"].clone()),
+        (json!("127.0.0.1:19002"), json!(7))
+    );
     assert_eq!(
         admin(&env, "GET", &format!("{base}/127.0.0.1:19001"), None)
             .await

@@ -200,3 +200,47 @@ async fn failing_probe_is_refused_and_kong_is_unchanged() {
         "{g}"
     );
 }
+
+/// Kong reports a target's health from its last active check: a green that went down after it
+/// keeps reading HEALTHY until Kong checks again (here, with a 300 s interval, not for minutes).
+/// The engine checks the targets about to receive traffic itself, so the switch is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_green_that_just_went_down_is_refused_although_kong_still_reports_it_healthy() {
+    let env = env().await;
+    let p = pair(&env, "stale", Green::Healthy, &[]).await;
+    let mut checks = common::e2e::active_checks();
+    checks["active"]["healthy"]["interval"] = serde_json::json!(300);
+    checks["active"]["unhealthy"]["interval"] = serde_json::json!(300);
+    common::expect(
+        &env,
+        "PATCH",
+        &format!("/upstreams/{}", p.green_up),
+        Some(serde_json::json!({ "healthchecks": checks })),
+        200,
+    )
+    .await;
+    // Any check the new settings start runs now, while green still answers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    p.green
+        .set_mode(BackendMode::Down)
+        .await
+        .expect("green goes down");
+    let kong_says = common::e2e::health(&env, &p.green_up).await;
+    assert!(
+        kong_says.values().all(|h| h == "HEALTHY"),
+        "Kong has not checked again yet: {kong_says:?}"
+    );
+
+    let report = refused(&env, &p, &[]).await;
+
+    let g = failed(&report, "idle_targets_checked");
+    assert!(
+        g["observed"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("0 of 1"),
+        "{g}"
+    );
+    failed(&report, "min_healthy");
+    wait_color(&env, &p.path, "blue").await;
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{Cli, Green, config_of, host_of, pair, sample, wait_color, wait_health};
 use common::expect;
+use kong_switch_tests::backend::Backend;
 use kong_switch_tests::harness::Env;
 use kong_switch_tests::standin::{Profile, StandIn};
 use serde_json::json;
@@ -95,52 +96,99 @@ async fn upstream_switch_moves_all_traffic_to_green_on_3x_with_kongs_default_rou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_switch_moves_all_traffic_to_green_on_28() {
+    // Against a real Kong this runs on whatever version it is, like the test above.
     let env = Env::start_with(StandIn::builder().profile(Profile::V28)).await;
-    if !env.is_standin() && env.version().await.major != 2 {
-        eprintln!("skipped: the real Kong is not 2.8 (the 3.x test covers it)");
-        return;
+    upstream_switch_moves_all_traffic(&env, "2.8 profile").await;
+}
+
+/// Serialises the DB-less tests: against a real DB-less node each `POST /config` replaces what
+/// the other test loaded.
+static ONE_CONFIG_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A DB-less Kong (`KONG_DBLESS_ADMIN_URL`, or a DB-less stand-in with a short router delay)
+/// loaded through `POST /config` with one blue and one green upstream (active checks) per app,
+/// each app's service `<app>` (tagged `tags`) on `<app>-blue` with a route `/<app>`; waits
+/// until every app serves blue and its green upstream is HEALTHY.
+async fn dbless_apps(apps: &[&str], tags: &[&str]) -> (Env, Backend, Backend) {
+    // A short router delay keeps the test quick; the default-delay test covers Kong's timing.
+    let env = Env::dbless_with(
+        StandIn::builder()
+            .profile(Profile::DbLess3)
+            .router_delay(Duration::from_millis(300)),
+    )
+    .await;
+    let blue = env.backend("blue", "v1").await;
+    let green = env.backend("green", "v2").await;
+    let checks = common::e2e::active_checks();
+    let mut upstreams = Vec::new();
+    let mut services = Vec::new();
+    for app in apps {
+        for (color, backend) in [("blue", &blue), ("green", &green)] {
+            upstreams.push(
+                json!({ "name": format!("{app}-{color}"), "healthchecks": checks,
+                "targets": [{ "target": env.target_for(backend) }] }),
+            );
+        }
+        services.push(
+            json!({ "name": app, "host": format!("{app}-blue"), "tags": tags,
+            "routes": [{ "name": app, "paths": [format!("/{app}")] }] }),
+        );
     }
-    upstream_switch_moves_all_traffic(&env, "2.8").await;
+    let config = json!({ "upstreams": upstreams, "services": services });
+    if let Err(e) = env.load_config(&config).await {
+        panic!("loading the DB-less config: {e}");
+    }
+    for app in apps {
+        wait_color(&env, &format!("/{app}"), "blue").await;
+        wait_health(
+            &env,
+            &format!("{app}-green"),
+            "HEALTHY",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    (env, blue, green)
+}
+
+/// The report's writes are exactly one `POST /config` (and so is the stand-in's request log).
+fn assert_one_post_config(env: &Env, report: &serde_json::Value) {
+    let writes = report["writes"].as_array().cloned().unwrap_or_default();
+    let summary: Vec<(String, String)> = writes
+        .iter()
+        .map(|w| {
+            (
+                w["method"].as_str().unwrap_or_default().to_owned(),
+                w["path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("POST".to_owned(), "/config".to_owned())],
+        "{report:#}"
+    );
+    if let Some(standin) = env.standin() {
+        let logged = standin.log().writes();
+        assert_eq!(logged.len(), 1, "{logged:#?}");
+        assert_eq!(
+            (logged[0].method.as_str(), logged[0].path.as_str()),
+            ("POST", "/config")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    all(real_kong, not(real_dbless)),
+    ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
+)]
 async fn dbless_switch_is_one_post_config_and_moves_traffic() {
-    // Stand-in only unless the real Kong is DB-less: the config is seeded declaratively.
-    let blue = kong_switch_tests::backend::Backend::start("blue", "v1")
-        .await
-        .expect("blue");
-    let green = kong_switch_tests::backend::Backend::start("green", "v2")
-        .await
-        .expect("green");
-    let checks = common::e2e::active_checks();
-    let seed = json!({
-        "_format_version": "3.0",
-        "upstreams": [
-            { "name": "demo-blue", "healthchecks": checks,
-              "targets": [{ "target": format!("127.0.0.1:{}", blue.port()) }] },
-            { "name": "demo-green", "healthchecks": checks,
-              "targets": [{ "target": format!("127.0.0.1:{}", green.port()) }] }
-        ],
-        "services": [
-            { "name": "demo", "host": "demo-blue",
-              "routes": [{ "name": "demo", "paths": ["/demo"] }] }
-        ]
-    });
-    // A short router delay keeps the test quick; the default-delay test covers Kong's timing.
-    let env = Env::start_with(
-        StandIn::builder()
-            .profile(Profile::DbLess3)
-            .router_delay(Duration::from_millis(300))
-            .seed(seed),
-    )
-    .await;
-    let Some(standin) = env.standin() else {
-        eprintln!("skipped: seeds a DB-less stand-in");
-        return;
-    };
-    wait_color(&env, "/demo", "blue").await;
-    wait_health(&env, "demo-green", "HEALTHY", Duration::from_secs(10)).await;
-    standin.log().clear();
+    let _config = ONE_CONFIG_AT_A_TIME.lock().await;
+    let (env, _blue, _green) = dbless_apps(&["demo"], &[]).await;
+    if let Some(standin) = env.standin() {
+        standin.log().clear();
+    }
     let cli = Cli::new(&env);
     let url = format!("{}/demo", env.proxy_url());
     let (code, report) = cli
@@ -155,12 +203,7 @@ async fn dbless_switch_is_one_post_config_and_moves_traffic() {
         .await;
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["outcome"], "completed");
-    let writes = standin.log().writes();
-    assert_eq!(writes.len(), 1, "{writes:#?}");
-    assert_eq!(
-        (writes[0].method.as_str(), writes[0].path.as_str()),
-        ("POST", "/config")
-    );
+    assert_one_post_config(&env, &report);
     let services = expect(&env, "GET", "/services/demo", None, 200).await;
     assert_eq!(services["host"], "demo-green");
     let shares = sample(&env, &url, 100).await;
@@ -168,69 +211,24 @@ async fn dbless_switch_is_one_post_config_and_moves_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    all(real_kong, not(real_dbless)),
+    ignore = "needs a DB-less Kong: set KONG_DBLESS_ADMIN_URL"
+)]
 async fn dbless_batch_switches_every_tagged_service_in_one_post_config() {
-    // Stand-in only, as above: the config is seeded declaratively.
-    let blue = kong_switch_tests::backend::Backend::start("blue", "v1")
-        .await
-        .expect("blue");
-    let green = kong_switch_tests::backend::Backend::start("green", "v2")
-        .await
-        .expect("green");
-    let checks = common::e2e::active_checks();
+    let _config = ONE_CONFIG_AT_A_TIME.lock().await;
     let apps = ["cart", "pay", "ship"];
-    let mut upstreams = Vec::new();
-    let mut services = Vec::new();
-    for app in apps {
-        for (color, backend) in [("blue", &blue), ("green", &green)] {
-            upstreams.push(
-                json!({ "name": format!("{app}-{color}"), "healthchecks": checks,
-                "targets": [{ "target": format!("127.0.0.1:{}", backend.port()) }] }),
-            );
-        }
-        services.push(
-            json!({ "name": app, "host": format!("{app}-blue"), "tags": ["team=shop"],
-            "routes": [{ "name": app, "paths": [format!("/{app}")] }] }),
-        );
+    let (env, _blue, _green) = dbless_apps(&apps, &["team=shop"]).await;
+    if let Some(standin) = env.standin() {
+        standin.log().clear();
     }
-    let seed = json!({ "_format_version": "3.0", "upstreams": upstreams, "services": services });
-    let env = Env::start_with(
-        StandIn::builder()
-            .profile(Profile::DbLess3)
-            .router_delay(Duration::from_millis(300))
-            .seed(seed),
-    )
-    .await;
-    let Some(standin) = env.standin() else {
-        eprintln!("skipped: seeds a DB-less stand-in");
-        return;
-    };
-    for app in apps {
-        wait_color(&env, &format!("/{app}"), "blue").await;
-        wait_health(
-            &env,
-            &format!("{app}-green"),
-            "HEALTHY",
-            Duration::from_secs(10),
-        )
-        .await;
-    }
-    standin.log().clear();
     let cli = Cli::new(&env);
 
     let (code, report) = cli.json(&["switch", "--tag", "team=shop"]).await;
 
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["outcome"], "completed");
-    let writes = standin.log().writes();
-    assert_eq!(
-        writes.len(),
-        1,
-        "one POST /config for the batch: {writes:#?}"
-    );
-    assert_eq!(
-        (writes[0].method.as_str(), writes[0].path.as_str()),
-        ("POST", "/config")
-    );
+    assert_one_post_config(&env, &report);
     for app in apps {
         let service = expect(&env, "GET", &format!("/services/{app}"), None, 200).await;
         assert_eq!(service["host"], format!("{app}-green"));

@@ -11,7 +11,7 @@ use common::e2e::{Cli, sample, upstream, wait_color, weights};
 use common::expect;
 use kong_switch_tests::backend::{Backend, BackendMode};
 use kong_switch_tests::harness::Env;
-use kong_switch_tests::standin::StandIn;
+use kong_switch_tests::standin::{Profile, StandIn};
 use serde_json::json;
 
 /// One upstream `<base>-up` holding a blue target (weight 100) and a green one (weight 0),
@@ -325,26 +325,40 @@ async fn sigkill_during_a_weights_shift_is_resolved_by_a_re_run() {
     assert_eq!(status["drift"]["state"], "in_sync");
 }
 
-/// Kong 3.x reports no health for a weight-0 target (HEALTHCHECKS_OFF even with active checks
-/// on), so before a shift gives green traffic the engine runs the upstream's own active check
-/// (`http_path`, healthy statuses) against it: a plain `shift` is refused, changing nothing,
-/// while green is down, and passes once green answers. On 2.8 Kong checks weight-0 targets
-/// itself, and its own health view refuses and passes the same way.
+/// Kong's health of a weight-0 target cannot be trusted: 3.x reports HEALTHCHECKS_OFF even with
+/// active checks on, and 2.8 keeps reporting HEALTHY from its last check after the backend
+/// died. So on every version, before a shift gives green traffic, the engine runs the
+/// upstream's own active check (`http_path`, healthy statuses) against it: a plain `shift` is
+/// refused, changing nothing, while green is down, and passes once green answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_zero_green_targets_are_health_checked_before_a_shift_gives_them_traffic() {
-    let env = env().await;
-    let app = shared(&env, "idle").await;
+    weight_zero_green_targets_are_checked(&env().await).await;
+}
+
+/// The same on Kong 2.8, whose health view still says HEALTHY for the dead weight-0 green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_zero_green_targets_are_health_checked_before_a_shift_on_28_too() {
+    let env = Env::start_with(
+        StandIn::builder()
+            .profile(Profile::V28)
+            .router_delay(Duration::from_millis(300)),
+    )
+    .await;
+    weight_zero_green_targets_are_checked(&env).await;
+}
+
+async fn weight_zero_green_targets_are_checked(env: &Env) {
+    let app = shared(env, "idle").await;
     let blue_target = env.target_for(&app.blue);
     let ok = Env::wait_until(Duration::from_secs(10), || async {
-        common::e2e::health(&env, &app.up)
+        common::e2e::health(env, &app.up)
             .await
             .get(&blue_target)
             .is_some_and(|h| h == "HEALTHY")
     })
     .await;
     assert!(ok.is_some(), "blue target never HEALTHY");
-    let kong3 = env.version().await.major >= 3;
-    let cli = Cli::new(&env);
+    let cli = Cli::new(env);
     let idle_gate = |report: &serde_json::Value| {
         report["gates"]
             .as_array()
@@ -358,22 +372,20 @@ async fn weight_zero_green_targets_are_health_checked_before_a_shift_gives_them_
         .set_mode(BackendMode::Down)
         .await
         .expect("green goes down");
-    let before = weights(&env, &app.up).await;
+    let before = weights(env, &app.up).await;
     let (code, report) = cli.json(&["shift", &app.base]).await;
     assert_eq!(code, Some(3), "refused while green is down: {report}");
     assert_eq!(report["outcome"], "refused");
-    assert_eq!(weights(&env, &app.up).await, before, "Kong unchanged");
-    if kong3 {
-        let gate = idle_gate(&report).expect("the weight-0 check is reported");
-        assert_eq!(gate["passed"], false, "{gate}");
-        assert!(
-            gate["observed"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("0 of 1"),
-            "{gate}"
-        );
-    }
+    assert_eq!(weights(env, &app.up).await, before, "Kong unchanged");
+    let gate = idle_gate(&report).expect("the weight-0 check is reported");
+    assert_eq!(gate["passed"], false, "{gate}");
+    assert!(
+        gate["observed"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("0 of 1"),
+        "{gate}"
+    );
 
     app.green
         .set_mode(BackendMode::Healthy)
@@ -381,9 +393,7 @@ async fn weight_zero_green_targets_are_health_checked_before_a_shift_gives_them_
         .expect("green comes back");
     let (code, report) = cli.json(&["shift", &app.base]).await;
     assert_eq!(code, Some(0), "passes once green answers: {report}");
-    if kong3 {
-        let gate = idle_gate(&report).expect("the weight-0 check is reported");
-        assert_eq!(gate["passed"], true, "{gate}");
-    }
-    wait_color(&env, &app.path, "green").await;
+    let gate = idle_gate(&report).expect("the weight-0 check is reported");
+    assert_eq!(gate["passed"], true, "{gate}");
+    wait_color(env, &app.path, "green").await;
 }

@@ -25,8 +25,9 @@ pub struct StatusReport {
     #[serde(flatten)]
     pub kong_view: Option<ServiceStatus>,
     /// The last event logged for the service, if any. An intent shows its writes brief and
-    /// leaves out its saved state (`prior`): on a DB-less node both hold whole declarative
-    /// configurations; `history` prints the record as it is.
+    /// leaves out its saved state (`prior`): both can be large (a DB-less intent written by an
+    /// older version holds whole declarative configurations); `history` prints the record as
+    /// it is.
     #[serde(serialize_with = "brief_event")]
     pub last_event: Option<Event>,
     /// The log compared with Kong.

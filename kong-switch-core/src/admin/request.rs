@@ -139,15 +139,19 @@ impl AdminRequest {
             path: self.path.clone(),
             query: self.query.clone(),
             body: None,
-            summary: Some(self.describe_declarative()),
+            summary: self.describe_declarative(),
         }
     }
 
-    /// The summary of a declarative write, or its size when it has none.
-    fn describe_declarative(&self) -> String {
-        self.summary.clone().unwrap_or_else(|| {
-            let bytes = self.body.as_ref().map_or(0, |b| b.to_string().len());
-            format!("declarative configuration, {bytes} bytes")
+    /// The summary of a declarative write, else the size of its document, if it has one.
+    fn describe_declarative(&self) -> Option<String> {
+        self.summary.clone().or_else(|| {
+            self.body.as_ref().map(|body| {
+                format!(
+                    "declarative configuration, {} bytes",
+                    body.to_string().len()
+                )
+            })
         })
     }
 }
@@ -186,7 +190,9 @@ impl fmt::Display for AdminRequest {
             write!(f, "{sep}{}={}", encode_query(k), encode_query(v))?;
         }
         if self.is_declarative() {
-            write!(f, " ({})", self.describe_declarative())?;
+            if let Some(what) = self.describe_declarative() {
+                write!(f, " ({what})")?;
+            }
         } else if let Some(body) = &self.body {
             write!(f, " {body}")?;
         }

@@ -9,8 +9,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminRequest, KongClient, Method};
+use crate::state::StateLog;
 
-use super::plan::{Check, Plan, RestoreItem};
+use super::dbless::{WriteError, Writer};
+use super::plan::{Change, Check, Plan, RestoreItem};
 use super::progress::{Progress, ProgressEvent};
 use super::report::{RollbackCause, StepReport, StepStatus};
 
@@ -57,14 +59,6 @@ impl Stopped {
     }
 }
 
-/// Why a write and its read-back failed.
-struct WriteFailure {
-    cause: RollbackCause,
-    reason: String,
-    /// See [`Stopped::uncertain`].
-    uncertain: bool,
-}
-
 /// The result of applying (part of) a plan.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
@@ -78,27 +72,47 @@ pub(crate) struct Applied {
     pub steps: Vec<StepReport>,
     /// Set when the run stopped before the end of the plan.
     pub stopped: Option<Stopped>,
+    /// Set when a write was refused and nothing of it written (a DB-less node's configuration
+    /// changed while it was being edited, or its config lease stayed held): why.
+    pub refused: Option<String>,
 }
 
-/// Sends one write and reads its checks back.
-async fn write_and_check(
-    client: &KongClient,
+/// Why a write and its read-back did not succeed.
+struct WriteFailure {
+    cause: RollbackCause,
+    reason: String,
+    /// The write was refused: nothing of it was written.
+    refused: bool,
+    /// See [`Stopped::uncertain`].
+    uncertain: bool,
+}
+
+impl WriteFailure {
+    fn readback(reason: String) -> WriteFailure {
+        WriteFailure {
+            cause: RollbackCause::ReadbackMismatch,
+            reason,
+            refused: false,
+            uncertain: false,
+        }
+    }
+}
+
+/// Sends one write (`edit`: a DB-less edit, see [`Writer::send`]) and reads its checks back.
+async fn write_and_check<L: StateLog>(
+    writer: &Writer<'_, L>,
     request: &AdminRequest,
+    edit: &[Change],
     checks: &[Check],
     want_after: bool,
 ) -> Result<(), WriteFailure> {
-    let answer = client
-        .execute::<Value>(request)
-        .await
-        .map_err(|e| WriteFailure {
-            cause: RollbackCause::WriteFailed,
-            uncertain: e.may_have_applied(),
-            reason: if e.may_have_applied() {
-                format!("{e} (the write may still be applied by Kong)")
-            } else {
-                e.to_string()
-            },
-        })?;
+    let client = writer.client;
+    let answer = writer.send(request, edit).await.map_err(|e| WriteFailure {
+        cause: RollbackCause::WriteFailed,
+        reason: e.message().to_owned(),
+        refused: matches!(e, WriteError::Refused(_)),
+        uncertain: matches!(e, WriteError::Uncertain(_)),
+    })?;
     for check in checks {
         let want = if want_after {
             &check.after
@@ -114,23 +128,17 @@ async fn write_and_check(
         let got = if same_entity && answer.is_object() {
             answer.pointer(&check.pointer).cloned()
         } else {
-            read_value(client, check).await.map_err(|e| WriteFailure {
-                cause: RollbackCause::ReadbackMismatch,
-                reason: format!("read-back {} failed: {e}", check.read),
-                uncertain: false,
+            read_value(client, check).await.map_err(|e| {
+                WriteFailure::readback(format!("read-back {} failed: {e}", check.read))
             })?
         };
         if !got.as_ref().is_some_and(|g| same_value(g, want)) {
-            return Err(WriteFailure {
-                cause: RollbackCause::ReadbackMismatch,
-                reason: format!(
-                    "read-back of {} {} shows {}, expected {want}",
-                    check.read.path,
-                    check.pointer,
-                    got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
-                ),
-                uncertain: false,
-            });
+            return Err(WriteFailure::readback(format!(
+                "read-back of {} {} shows {}, expected {want}",
+                check.read.path,
+                check.pointer,
+                got.map_or_else(|| "nothing".to_owned(), |g| g.to_string())
+            )));
         }
     }
     Ok(())
@@ -152,14 +160,15 @@ pub(crate) async fn wait(d: Duration, cancel: &CancellationToken) -> bool {
 /// `watch_stage(stage, bake)` runs after each completed stage, during its bake (zero after
 /// the last stage): it logs `weights` steps and may watch the proxy; a failure it returns
 /// stops the plan there, as a failed verification.
-pub(crate) async fn apply_plan<F, Fut>(
-    client: &KongClient,
+pub(crate) async fn apply_plan<L, F, Fut>(
+    writer: &Writer<'_, L>,
     plan: &Plan,
     cancel: &CancellationToken,
     progress: &dyn Progress,
     mut watch_stage: F,
 ) -> Applied
 where
+    L: StateLog,
     F: FnMut(usize, Duration) -> Fut,
     Fut: std::future::Future<Output = Option<String>>,
 {
@@ -178,7 +187,12 @@ where
             return out;
         }
         out.writes.push(step.request.clone());
-        if let Err(failure) = write_and_check(client, &step.request, &step.checks, true).await {
+        if let Err(failure) =
+            write_and_check(writer, &step.request, &step.edit, &step.checks, true).await
+        {
+            if failure.refused {
+                out.refused = Some(failure.reason.clone());
+            }
             out.steps[i].status = StepStatus::Failed;
             out.steps[i].error = Some(failure.reason.clone());
             out.stopped = Some(Stopped {
@@ -264,8 +278,8 @@ pub(crate) struct RestoreFailed {
 /// where it differs (Kong is the source of truth), then reads back. A failure stops its own
 /// service only: the others are still restored, so as much as possible is back on the old side.
 /// Returns the writes sent.
-pub(crate) async fn restore(
-    client: &KongClient,
+pub(crate) async fn restore<L: StateLog>(
+    writer: &Writer<'_, L>,
     groups: &[Vec<RestoreItem>],
     parallelism: usize,
     progress: &dyn Progress,
@@ -273,7 +287,7 @@ pub(crate) async fn restore(
     let total = groups.iter().map(Vec::len).sum();
     let started = AtomicUsize::new(0);
     let results: Vec<Result<Vec<AdminRequest>, RestoreFailed>> = stream::iter(groups)
-        .map(|items| restore_group(client, items, total, &started, progress))
+        .map(|items| restore_group(writer, items, total, &started, progress))
         .buffered(parallelism.max(1))
         .collect()
         .await;
@@ -308,8 +322,8 @@ pub(crate) async fn restore(
 }
 
 /// Restores one service's items in order, stopping at the first failure.
-async fn restore_group(
-    client: &KongClient,
+async fn restore_group<L: StateLog>(
+    writer: &Writer<'_, L>,
     items: &[RestoreItem],
     total: usize,
     started: &AtomicUsize,
@@ -319,7 +333,7 @@ async fn restore_group(
     for (i, item) in items.iter().enumerate() {
         let mut differs = false;
         for check in &item.checks {
-            match read_value(client, check).await {
+            match read_value(writer.client, check).await {
                 Ok(Some(v)) if same_value(&v, &check.before) => {}
                 Ok(_) => differs = true,
                 Err(e) => {
@@ -343,7 +357,9 @@ async fn restore_group(
             description: item.request.to_string(),
         });
         writes.push(item.request.clone());
-        if let Err(failure) = write_and_check(client, &item.request, &item.checks, false).await {
+        if let Err(failure) =
+            write_and_check(writer, &item.request, &item.edit, &item.checks, false).await
+        {
             return Err(RestoreFailed {
                 message: format!("restore write {} failed: {}", item.request, failure.reason),
                 writes,
@@ -365,8 +381,8 @@ const FENCE_MAX_RESTORES: usize = 5;
 /// succeeds only when a read after `window` shows every value restored. Returns the writes
 /// sent. This is the proof a `rolled_back` record needs: one read right after a timeout shows
 /// nothing about a write still on its way to Kong.
-pub(crate) async fn fence(
-    client: &KongClient,
+pub(crate) async fn fence<L: StateLog>(
+    writer: &Writer<'_, L>,
     groups: &[Vec<RestoreItem>],
     window: Duration,
     progress: &dyn Progress,
@@ -380,7 +396,7 @@ pub(crate) async fn fence(
         if !last {
             tokio::time::sleep(FENCE_POLL.min(deadline - now)).await;
         }
-        let sent = restore(client, groups, 1, progress).await?;
+        let sent = restore(writer, groups, 1, progress).await?;
         if !sent.is_empty() {
             restores += 1;
             writes.extend(sent);

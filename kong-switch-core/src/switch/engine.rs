@@ -16,6 +16,7 @@ use crate::state::{
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
+use super::dbless::Writer;
 use super::error::{Error, Result};
 use super::gates::{self, GateOutcome};
 use super::hybrid::{self, Settle, Watch};
@@ -307,6 +308,16 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
+    /// Sends writes for `actor`: entity writes as they are, DB-less edits under the node's
+    /// config lease (see `dbless`).
+    fn writer<'a>(&'a self, actor: &'a str) -> Writer<'a, L> {
+        Writer {
+            client: &self.client,
+            log: &self.log,
+            holder: actor,
+        }
+    }
+
     fn service_key(req: &SwitchRequest) -> Result<NameOrId> {
         match &req.target {
             SwitchTarget::Service(s) => Ok(s.clone()),
@@ -489,6 +500,12 @@ impl<L: StateLog> Engine<L> {
         if let Some(stopped) = applied.stopped.clone() {
             self.roll_back(req, plan, &base, &applied, stopped, &mut report)
                 .await?;
+            if let Some(reason) = applied.refused {
+                return Err(Error::ConfigChanged {
+                    target: key.to_owned(),
+                    message: format!("{reason}; {}", report.message),
+                });
+            }
             report.durations.total_ms = ms(started.elapsed());
             return Ok(report);
         }
@@ -596,7 +613,7 @@ impl<L: StateLog> Engine<L> {
         let stages = plan.stages.len();
         let weights = plan.strategy == StrategyKind::Weights;
         apply::apply_plan(
-            &self.client,
+            &self.writer(&req.actor),
             plan,
             &self.cancel,
             self.progress.as_ref(),
@@ -677,7 +694,14 @@ impl<L: StateLog> Engine<L> {
         let stopped_at = plan.steps.get(stopped.step).map(|s| s.description.clone());
         let watch = self.rollback_watch().await;
         let mut restored_writes = self
-            .undo_or_inconsistent(&plan.target, &stopped.reason, &items, 1, &mut report.writes)
+            .undo_or_inconsistent(
+                &req.actor,
+                &plan.target,
+                &stopped.reason,
+                &items,
+                1,
+                &mut report.writes,
+            )
             .await?;
         if stopped.uncertain {
             restored_writes.extend(
@@ -1062,7 +1086,7 @@ impl<L: StateLog> Engine<L> {
             ),
             KongState::Partial => {
                 let writes = self
-                    .restore_plans(key, &plans, "recovering a dangling intent: ")
+                    .restore_plans(actor, key, &plans, "recovering a dangling intent: ")
                     .await?;
                 (
                     "restored the start",
@@ -1186,10 +1210,14 @@ impl<L: StateLog> Engine<L> {
         } else {
             None
         };
+        // A resolution on the run's `to` side reads like a completion, on its `from` side like
+        // a rollback.
+        let on_new_side = last.kind == EventKind::Completed
+            || (last.kind == EventKind::Resolved && last.status == Some(DeploymentStatus::Active));
         let mut values = Vec::new();
         for (check, kong) in pairs {
-            let expected = match (last.kind, kept) {
-                (EventKind::Completed, _) => check.after.clone(),
+            let expected = match (on_new_side, kept) {
+                (true, _) => check.after.clone(),
                 (_, Some(step)) => plans
                     .iter()
                     .find_map(|p| {
@@ -1214,11 +1242,7 @@ impl<L: StateLog> Engine<L> {
             format!(
                 "Kong matches the log ({} {})",
                 last.kind,
-                if last.kind == EventKind::Completed {
-                    &to
-                } else {
-                    &from
-                }
+                if on_new_side { &to } else { &from }
             )
         } else {
             let first = values.iter().find(|v| !same_value(&v.kong, &v.expected));
@@ -1264,13 +1288,15 @@ impl<L: StateLog> Engine<L> {
     /// run, what stopped the undo, and what remains to undo.
     async fn undo_or_inconsistent(
         &self,
+        actor: &str,
         target: &str,
         reason: &str,
         groups: &[Vec<RestoreItem>],
         parallelism: usize,
         writes: &mut Vec<AdminRequest>,
     ) -> Result<Vec<AdminRequest>> {
-        match apply::restore(&self.client, groups, parallelism, self.progress.as_ref()).await {
+        let writer = self.writer(actor);
+        match apply::restore(&writer, groups, parallelism, self.progress.as_ref()).await {
             Ok(done) => Ok(done),
             Err(RestoreFailed {
                 message,
@@ -1302,7 +1328,7 @@ impl<L: StateLog> Engine<L> {
             up_to: req.unknown_write_window,
         });
         apply::fence(
-            &self.client,
+            &self.writer(&req.actor),
             groups,
             req.unknown_write_window,
             self.progress.as_ref(),
@@ -1322,13 +1348,14 @@ impl<L: StateLog> Engine<L> {
     /// [`Error::Inconsistent`], its message prefixed with `context`.
     async fn restore_plans(
         &self,
+        actor: &str,
         target: &str,
         plans: &[Plan],
         context: &str,
     ) -> Result<Vec<AdminRequest>> {
         let groups: Vec<Vec<RestoreItem>> = plans.iter().map(|p| restore_items(&p.steps)).collect();
         apply::restore(
-            &self.client,
+            &self.writer(actor),
             &groups,
             self.parallelism,
             self.progress.as_ref(),
@@ -1490,7 +1517,7 @@ impl<L: StateLog> Engine<L> {
         };
         let node = self.client.node().await?;
         let watch = self.hybrid_watch(&node).await?;
-        let writes = self.restore_plans(target, &plans, "").await?;
+        let writes = self.restore_plans(actor, target, &plans, "").await?;
         let written_at = Instant::now();
         let strategy = first.strategy;
         let (nodes, hybrid_report) = if writes.is_empty() {

@@ -39,6 +39,18 @@ pub enum Error {
         expires_at: Option<DateTime<Utc>>,
     },
 
+    /// A write to a DB-less node was refused and nothing of it written: the node's declarative
+    /// configuration changed while it was being edited (another writer posted `/config`), or
+    /// its config lease stayed held. What the run had written before was undone and the run
+    /// recorded as rolled back. Re-running is safe.
+    #[error("{target}: {message}")]
+    ConfigChanged {
+        /// The target key.
+        target: String,
+        /// What changed, and where the target is now.
+        message: String,
+    },
+
     /// The switch target (or an entity it names) does not exist.
     #[error("{kind} {name:?} not found")]
     NotFound {

@@ -180,6 +180,7 @@ mod tests {
                 weights: Default::default(),
             }],
             steps: vec![Step {
+                edit: Vec::new(),
                 description: format!("service {service}: host"),
                 stage: 0,
                 request: AdminRequest::new(Method::Patch, &path)

@@ -20,6 +20,7 @@
 //! only; which exit code each means is the CLI's table.
 
 mod apply;
+mod dbless;
 mod engine;
 mod error;
 pub mod gates;
@@ -42,7 +43,7 @@ pub use input::{
     check_fraction, check_http_url, check_label, check_suffix, check_suffix_pair, check_tag,
     check_tag_key, parse_duration,
 };
-pub use plan::{Check, Plan, RestoreItem, Side, Stage, Step, restore_items};
+pub use plan::{Change, Check, Plan, RestoreItem, Side, Stage, Step, inverse, restore_items};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use report::{
     BatchReport, BatchService, ConvergenceMethod, DataPlaneReport, Durations, GateTally,

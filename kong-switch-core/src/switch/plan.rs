@@ -4,7 +4,10 @@
 //! Planning works in two layers. A strategy first produces [`Change`]s (a service host, a
 //! route's service, a target weight). They are then rendered as entity writes
 //! (`PATCH /services/…`, `PATCH /routes/…`, `PATCH /upstreams/…/targets/…`) or, on a DB-less
-//! node, as one `POST /config` per stage of an edited declarative document.
+//! node, as one `POST /config` per stage carrying the stage's changes: the edit. The document
+//! posted is made at write time, by applying the edit to the configuration the node has then
+//! (see `dbless`), and the undo applies the inverse edit the same way: a run never posts a
+//! document it read earlier, so it never undoes what another writer did meanwhile.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -65,6 +68,10 @@ pub struct Step {
     pub undo: AdminRequest,
     /// What to read back after the write (or the undo).
     pub checks: Vec<Check>,
+    /// DB-less: the changes this `POST /config` makes to the node's declarative
+    /// configuration (`request` and `undo` then carry no document). Empty for entity writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edit: Vec<Change>,
 }
 
 /// A group of steps that together form one valid traffic mix (for `weights`: one
@@ -156,6 +163,7 @@ impl Plan {
                 .rev()
                 .map(|step| Step {
                     description: step.description.clone(),
+                    edit: inverse(&step.edit),
                     stage: last_stage.saturating_sub(step.stage),
                     request: step.undo.clone(),
                     undo: step.request.clone(),
@@ -188,6 +196,9 @@ pub struct RestoreItem {
     pub request: AdminRequest,
     /// `before` is the value restored; `after` the value expected before restoring.
     pub checks: Vec<Check>,
+    /// DB-less: the inverse of the edits of the steps restored, latest step first, applied to
+    /// the node's configuration at write time. Empty for entity writes.
+    pub edit: Vec<Change>,
 }
 
 impl RestoreItem {
@@ -221,6 +232,7 @@ pub fn restore_items(applied: &[Step]) -> Vec<RestoreItem> {
                         RestoreItem {
                             request: step.undo.clone(),
                             checks: step.checks.clone(),
+                            edit: inverse(&step.edit),
                         },
                         index,
                     ),
@@ -228,6 +240,8 @@ pub fn restore_items(applied: &[Step]) -> Vec<RestoreItem> {
             }
             Some((item, last)) => {
                 *last = index;
+                // A later step is undone first.
+                item.edit.splice(0..0, inverse(&step.edit));
                 for check in &step.checks {
                     match item
                         .checks
@@ -254,31 +268,50 @@ pub fn restore_items(applied: &[Step]) -> Vec<RestoreItem> {
     raises
 }
 
-/// A single entity change, before it is rendered as a write.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Change {
+/// One entity change: what a step of a plan sets, and from which value. On a DB-less node a
+/// step's changes are its edit of the declarative configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
     /// A service's `host`.
     ServiceHost {
+        /// The service's name or id, as the request named it.
         service_key: String,
+        /// The service's id, when Kong gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         service_id: Option<String>,
+        /// The host before.
         from: String,
+        /// The host after.
         to: String,
     },
     /// A route's `service`.
     RouteService {
+        /// The route's id, or its name when it has no id.
         route_key: String,
+        /// The route's id, when Kong gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         route_id: Option<String>,
+        /// The id of the service the route led to.
         from_id: String,
+        /// The id of the service it leads to after.
         to_id: String,
+        /// The name (or id) of the service it led to.
         from_name: String,
+        /// The name (or id) of the service it leads to after.
         to_name: String,
     },
     /// A target's `weight`.
     TargetWeight {
+        /// The upstream's name.
         upstream: String,
+        /// The target's id, or its address.
         target_key: String,
+        /// The target's address (`host:port`).
         address: String,
+        /// The weight before.
         from: u32,
+        /// The weight after.
         to: u32,
     },
 }
@@ -291,6 +324,51 @@ pub(crate) struct StagedChange {
 }
 
 impl Change {
+    /// The change that undoes this one: the same entity, from the new value back to the old.
+    pub fn inverse(&self) -> Change {
+        match self.clone() {
+            Change::ServiceHost {
+                service_key,
+                service_id,
+                from,
+                to,
+            } => Change::ServiceHost {
+                service_key,
+                service_id,
+                from: to,
+                to: from,
+            },
+            Change::RouteService {
+                route_key,
+                route_id,
+                from_id,
+                to_id,
+                from_name,
+                to_name,
+            } => Change::RouteService {
+                route_key,
+                route_id,
+                from_id: to_id,
+                to_id: from_id,
+                from_name: to_name,
+                to_name: from_name,
+            },
+            Change::TargetWeight {
+                upstream,
+                target_key,
+                address,
+                from,
+                to,
+            } => Change::TargetWeight {
+                upstream,
+                target_key,
+                address,
+                from: to,
+                to: from,
+            },
+        }
+    }
+
     fn description(&self) -> String {
         match self {
             Change::ServiceHost {
@@ -312,31 +390,6 @@ impl Change {
                 to,
                 ..
             } => format!("upstream {upstream}: target {address} weight {from} → {to}"),
-        }
-    }
-
-    /// What undoing the change does: the description with the sides swapped.
-    fn undo_description(&self) -> String {
-        match self {
-            Change::ServiceHost {
-                service_key,
-                from,
-                to,
-                ..
-            } => format!("service {service_key}: host {to} → {from}"),
-            Change::RouteService {
-                route_key,
-                from_name,
-                to_name,
-                ..
-            } => format!("route {route_key}: service {to_name} → {from_name}"),
-            Change::TargetWeight {
-                upstream,
-                address,
-                from,
-                to,
-                ..
-            } => format!("upstream {upstream}: target {address} weight {to} → {from}"),
         }
     }
 
@@ -453,6 +506,7 @@ pub(crate) fn render_entity_steps(changes: &[StagedChange]) -> Vec<Step> {
                 request,
                 undo,
                 checks: vec![c.change.check()],
+                edit: Vec::new(),
             }
         })
         .collect()
@@ -704,36 +758,46 @@ pub(crate) fn single_stage() -> Stage {
     }
 }
 
-/// Renders changes as one `POST /config` per stage of an edited copy of `doc` (a DB-less
-/// node's declarative configuration), keeping every other entity as it is.
-pub(crate) fn render_declarative_steps(
-    changes: &[StagedChange],
-    doc: &Value,
-    post: impl Fn(&Value) -> AdminRequest,
-) -> Result<Vec<Step>> {
-    let mut steps = Vec::new();
-    let mut current = doc.clone();
+/// Renders changes as one `POST /config` per stage (a DB-less node), each carrying its stage's
+/// changes as its edit. The document posted is made when the step is written, from the node's
+/// configuration at that moment (see `dbless`).
+pub(crate) fn render_declarative_steps(changes: &[StagedChange]) -> Vec<Step> {
     let stage_count = changes.iter().map(|c| c.stage + 1).max().unwrap_or(0);
-    for stage in 0..stage_count {
-        let in_stage: Vec<&StagedChange> = changes.iter().filter(|c| c.stage == stage).collect();
-        if in_stage.is_empty() {
-            continue;
-        }
-        let mut next = current.clone();
-        for c in &in_stage {
-            apply_to_document(&mut next, &c.change)?;
-        }
-        let description = describe_all(&in_stage, Change::description);
-        steps.push(Step {
-            request: post(&next).with_summary(description.clone()),
-            undo: post(&current).with_summary(describe_all(&in_stage, Change::undo_description)),
-            description,
-            stage,
-            checks: in_stage.iter().map(|c| c.change.check()).collect(),
-        });
-        current = next;
-    }
-    Ok(steps)
+    (0..stage_count)
+        .filter_map(|stage| {
+            let in_stage: Vec<&StagedChange> =
+                changes.iter().filter(|c| c.stage == stage).collect();
+            if in_stage.is_empty() {
+                return None;
+            }
+            let description = describe_all(&in_stage, Change::description);
+            Some(Step {
+                request: config_post().with_summary(description.clone()),
+                undo: config_post()
+                    .with_summary(describe_all(&in_stage, |c| c.inverse().description())),
+                description,
+                stage,
+                checks: in_stage.iter().map(|c| c.change.check()).collect(),
+                edit: in_stage.iter().map(|c| c.change.clone()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /config` as a plan shows it: the document is made at write time.
+fn config_post() -> AdminRequest {
+    AdminRequest::new(Method::Post, "/config")
+}
+
+/// The edit that undoes `edit`: each change inverted, the last one first.
+pub fn inverse(edit: &[Change]) -> Vec<Change> {
+    edit.iter().rev().map(Change::inverse).collect()
+}
+
+/// Applies `edit` to a declarative document, change by change (see [`apply_to_document`]).
+pub(crate) fn apply_edit(doc: &mut Value, edit: &[Change]) -> Result<()> {
+    edit.iter()
+        .try_for_each(|change| apply_to_document(doc, change))
 }
 
 /// What one `POST /config` changes: every change for a few, the first ones and a count for
@@ -1084,30 +1148,126 @@ mod tests {
         );
     }
 
+    fn edit_of(changes: &[StagedChange]) -> Vec<Change> {
+        changes.iter().map(|c| c.change.clone()).collect()
+    }
+
     #[test]
-    fn declarative_render_edits_one_entity_and_keeps_the_rest() {
+    fn declarative_render_is_one_post_per_stage_carrying_its_edit_and_no_document() {
+        let svc = service("orders", "s1", "orders-blue");
+        let changes = upstream_changes(&svc, "orders-green");
+        let steps = render_declarative_steps(&changes);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].request.to_string(), "POST /config");
+        assert_eq!(steps[0].undo.to_string(), "POST /config");
+        assert_eq!(steps[0].edit, edit_of(&changes));
+        assert_eq!(
+            steps[0].description,
+            "service orders: host orders-blue → orders-green"
+        );
+
+        let targets = vec![
+            sided("blue1", TargetSide::From, 100),
+            sided("green1", TargetSide::To, 0),
+        ];
+        let (_, changes) = weights_changes("orders", &targets, &[10, 100], Duration::ZERO);
+        let steps = render_declarative_steps(&changes);
+        let edits: Vec<(usize, usize)> = steps.iter().map(|s| (s.stage, s.edit.len())).collect();
+        assert_eq!(edits, vec![(0, 2), (1, 2)]);
+    }
+
+    #[test]
+    fn an_edit_changes_its_own_entities_and_keeps_everything_else_of_the_current_document() {
         let doc = json!({
             "_format_version": "3.0",
             "services": [
                 {"id": "s1", "name": "orders", "host": "orders-blue"},
-                {"id": "s2", "name": "billing", "host": "billing-blue"}
+                {"id": "s2", "name": "billing", "host": "billing-green"}
             ],
             "upstreams": [{"id": "u1", "name": "orders-blue"}, {"id": "u2", "name": "orders-green"}]
         });
         let svc = service("orders", "s1", "orders-blue");
-        let post = |d: &Value| AdminRequest::new(Method::Post, "/config").with_body(d.clone());
-        let steps =
-            render_declarative_steps(&upstream_changes(&svc, "orders-green"), &doc, post).unwrap();
-        assert_eq!(steps.len(), 1);
-        let body = steps[0].request.body.as_ref().unwrap();
-        assert_eq!(body["services"][0]["host"], "orders-green");
-        assert_eq!(body["services"][1]["host"], "billing-blue");
-        assert_eq!(body["upstreams"], doc["upstreams"]);
-        assert_eq!(steps[0].undo.body.as_ref(), Some(&doc));
+        let edit = edit_of(&upstream_changes(&svc, "orders-green"));
+        let mut edited = doc.clone();
+        apply_edit(&mut edited, &edit).unwrap();
+        assert_eq!(edited["services"][0]["host"], "orders-green");
+        assert_eq!(
+            edited["services"][1]["host"], "billing-green",
+            "another writer's change stays"
+        );
+        assert_eq!(edited["upstreams"], doc["upstreams"]);
     }
 
     #[test]
-    fn declarative_render_sets_flat_and_nested_target_weights() {
+    fn the_inverse_of_an_edit_restores_its_entities_and_leaves_later_changes_of_others() {
+        let before = json!({
+            "services": [
+                {"id": "s1", "name": "orders", "host": "orders-blue"},
+                {"id": "s2", "name": "billing", "host": "billing-blue"}
+            ],
+            "upstreams": [{"id": "u1", "name": "pay"}],
+            "targets": [
+                {"id": "t1", "upstream": "u1", "target": "b:80", "weight": 100},
+                {"id": "t2", "upstream": "u1", "target": "g:80", "weight": 0}
+            ]
+        });
+        let svc = service("orders", "s1", "orders-blue");
+        let targets = vec![
+            SidedTarget {
+                key: "t1".into(),
+                address: "b:80".into(),
+                side: TargetSide::From,
+                weight: 100,
+            },
+            SidedTarget {
+                key: "t2".into(),
+                address: "g:80".into(),
+                side: TargetSide::To,
+                weight: 0,
+            },
+        ];
+        let (_, weight_changes) = weights_changes("pay", &targets, &[25, 100], Duration::ZERO);
+        let mut edit = edit_of(&upstream_changes(&svc, "orders-green"));
+        edit.extend(edit_of(&weight_changes));
+
+        let mut doc = before.clone();
+        apply_edit(&mut doc, &edit).unwrap();
+        assert_eq!(doc["services"][0]["host"], "orders-green");
+        assert_eq!(doc["targets"][0]["weight"], 0);
+        assert_eq!(doc["targets"][1]["weight"], 100);
+        // Another writer switches billing meanwhile.
+        doc["services"][1]["host"] = json!("billing-green");
+
+        apply_edit(&mut doc, &inverse(&edit)).unwrap();
+        let mut expected = before.clone();
+        expected["services"][1]["host"] = json!("billing-green");
+        assert_eq!(doc, expected);
+    }
+
+    #[test]
+    fn a_restore_of_declarative_steps_applies_the_inverse_of_the_latest_step_first() {
+        let targets = vec![
+            sided("blue1", TargetSide::From, 100),
+            sided("green1", TargetSide::To, 0),
+        ];
+        let (_, changes) = weights_changes("orders", &targets, &[10, 100], Duration::ZERO);
+        let steps = render_declarative_steps(&changes);
+        let items = restore_items(&steps);
+        assert_eq!(items.len(), 1, "one POST /config restores both stages");
+        let weights: Vec<(u32, u32)> = items[0]
+            .edit
+            .iter()
+            .map(|c| match c {
+                Change::TargetWeight { from, to, .. } => (*from, *to),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        // stage 1 (green 10 → 100, blue 90 → 0) undone first, then stage 0
+        assert_eq!(weights, vec![(0, 90), (100, 10), (90, 100), (10, 0)]);
+    }
+
+    #[test]
+    fn an_edit_sets_flat_and_nested_target_weights() {
         let flat = json!({
             "upstreams": [{"id": "u1", "name": "orders"}],
             "targets": [
@@ -1134,30 +1294,61 @@ mod tests {
             },
         ];
         let (_, changes) = weights_changes("orders", &targets, &[100], Duration::ZERO);
-        let post = |d: &Value| AdminRequest::new(Method::Post, "/config").with_body(d.clone());
-        let steps = render_declarative_steps(&changes, &flat, post).unwrap();
-        let body = steps[0].request.body.as_ref().unwrap();
-        assert_eq!(body["targets"][0]["weight"], 0);
-        assert_eq!(body["targets"][1]["weight"], 100);
-        let steps = render_declarative_steps(&changes, &nested, post).unwrap();
-        let body = steps[0].request.body.as_ref().unwrap();
-        assert_eq!(body["upstreams"][0]["targets"][1]["weight"], 100);
+        let edit = edit_of(&changes);
+        let mut doc = flat.clone();
+        apply_edit(&mut doc, &edit).unwrap();
+        assert_eq!(doc["targets"][0]["weight"], 0);
+        assert_eq!(doc["targets"][1]["weight"], 100);
+        let mut doc = nested.clone();
+        apply_edit(&mut doc, &edit).unwrap();
+        assert_eq!(doc["upstreams"][0]["targets"][1]["weight"], 100);
+        apply_edit(&mut doc, &inverse(&edit)).unwrap();
+        assert_eq!(doc, nested);
     }
 
     #[test]
-    fn declarative_render_moves_nested_routes_between_services() {
+    fn an_edit_moves_nested_routes_between_services_and_its_inverse_moves_them_back() {
         let doc = json!({"services": [
             {"id": "b", "name": "orders-blue", "host": "x", "routes": [{"id": "r1", "paths": ["/o"]}]},
-            {"id": "g", "name": "orders-green", "host": "y"}
+            {"id": "g", "name": "orders-green", "host": "y", "routes": []}
         ]});
         let blue = service("orders-blue", "b", "x");
         let green = service("orders-green", "g", "y");
         let routes = vec![route("r1", "r1", "b")];
-        let post = |d: &Value| AdminRequest::new(Method::Post, "/config").with_body(d.clone());
-        let steps =
-            render_declarative_steps(&route_changes(&routes, &blue, &green), &doc, post).unwrap();
-        let body = steps[0].request.body.as_ref().unwrap();
-        assert_eq!(body["services"][0]["routes"], json!([]));
-        assert_eq!(body["services"][1]["routes"][0]["id"], "r1");
+        let edit = edit_of(&route_changes(&routes, &blue, &green));
+        let mut edited = doc.clone();
+        apply_edit(&mut edited, &edit).unwrap();
+        assert_eq!(edited["services"][0]["routes"], json!([]));
+        assert_eq!(edited["services"][1]["routes"][0]["id"], "r1");
+        apply_edit(&mut edited, &inverse(&edit)).unwrap();
+        assert_eq!(edited, doc);
+    }
+
+    #[test]
+    fn an_edit_of_an_entity_missing_from_the_document_is_an_error() {
+        let doc = json!({"services": [{"id": "s2", "name": "billing", "host": "b"}]});
+        let svc = service("orders", "s1", "orders-blue");
+        let edit = edit_of(&upstream_changes(&svc, "orders-green"));
+        let err = apply_edit(&mut doc.clone(), &edit).unwrap_err();
+        assert!(err.to_string().contains("no service orders"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_with_its_edit_survives_the_intent_round_trip() {
+        let svc = service("orders", "s1", "orders-blue");
+        let plan = Plan {
+            declarative: true,
+            stages: vec![single_stage()],
+            steps: render_declarative_steps(&upstream_changes(&svc, "orders-green")),
+            ..Plan::noop(
+                StrategyKind::Upstream,
+                "orders",
+                Side::new("blue", "orders-blue"),
+            )
+        };
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["steps"][0]["edit"][0]["change"], "service_host");
+        let back: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(back, plan);
     }
 }

@@ -3,8 +3,7 @@
 //! These types are the CLI's `--output json`: field names and enum spellings are stable.
 //! Durations are whole milliseconds (`*_ms`). Optional fields are left out when unset.
 //! Writes are `{"method", "path", "query"?, "body"?}`; a DB-less `POST /config` is
-//! `{"method", "path", "summary"}`: what it changes, never the whole configuration (which only
-//! the intent in the state log keeps, to undo it).
+//! `{"method", "path", "summary"}`: what it changes, never a whole configuration.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

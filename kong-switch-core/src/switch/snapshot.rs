@@ -58,12 +58,14 @@ pub(crate) struct Reader<'a> {
     pub batch: bool,
 }
 
-/// A destination upstream as read for the upstream strategy: the upstream, its targets and
-/// its health views.
+/// A destination upstream as read for the upstream strategy: the upstream, its targets, its
+/// health views, and kong-switch's own check of the targets about to receive traffic (already
+/// folded into the views).
 struct Destination {
     upstream: Option<Upstream>,
     targets: Option<Vec<Target>>,
     views: Vec<HealthView>,
+    checked: Option<GateOutcome>,
 }
 
 /// Destinations by upstream name, each read at most once per [`Reader`].
@@ -352,10 +354,20 @@ impl Reader<'_> {
                         self.fetch_health_views(node, dest),
                     );
                     let (upstream, targets) = found?;
+                    let mut views = views;
+                    let checked = match (&upstream, &targets) {
+                        (Some(up), Some(targets)) => {
+                            let serving: Vec<&Target> =
+                                targets.iter().filter(|t| t.weight() > 0).collect();
+                            self.check_before_traffic(up, &serving, &mut views).await
+                        }
+                        _ => None,
+                    };
                     Ok::<_, Error>(Arc::new(Destination {
                         upstream,
                         targets,
                         views,
+                        checked,
                     }))
                 }
             })
@@ -403,17 +415,16 @@ impl Reader<'_> {
         }
     }
 
-    async fn declarative(&self, node: &Node, reads: &mut ReadStats) -> Result<Option<Value>> {
+    /// Whether the plan's writes are `POST /config` edits (a DB-less node; a batch renders
+    /// them itself, for all its services at once). The configuration is read only when each
+    /// edit is written (see `dbless`).
+    fn declarative(&self, node: &Node) -> Result<bool> {
         match node.mode {
-            Mode::DbLess if self.batch => Ok(None),
-            Mode::DbLess => {
-                reads.round(1);
-                Ok(Some(parse_declarative(self.client.get_config().await?)?))
-            }
+            Mode::DbLess => Ok(!self.batch),
             Mode::HybridDataPlane => Err(Error::Unsupported(
                 "this node is a hybrid data plane, which takes no writes; point the Admin URL at the control plane".into(),
             )),
-            Mode::Traditional | Mode::HybridControlPlane => Ok(None),
+            Mode::Traditional | Mode::HybridControlPlane => Ok(false),
         }
     }
 
@@ -434,16 +445,15 @@ impl Reader<'_> {
         node: Arc<Node>,
         mut plan: Plan,
         changes: &[StagedChange],
-        doc: Option<&Value>,
+        declarative: bool,
         gates: Vec<GateOutcome>,
         reads: ReadStats,
     ) -> Result<Prepared> {
-        plan.steps = match doc {
-            Some(doc) => {
-                plan.declarative = true;
-                render_declarative_steps(changes, doc, KongClient::post_config_request)?
-            }
-            None => render_entity_steps(changes),
+        plan.declarative = declarative;
+        plan.steps = if declarative {
+            render_declarative_steps(changes)
+        } else {
+            render_entity_steps(changes)
         };
         for g in &gates {
             self.progress.event(ProgressEvent::Gate(g.clone()));
@@ -539,7 +549,7 @@ impl Reader<'_> {
                 ),
             );
             let plan = Plan::noop(StrategyKind::Upstream, target, from);
-            return self.finish(node, plan, &[], None, vec![gate], reads);
+            return self.finish(node, plan, &[], false, vec![gate], reads);
         };
         if dest == active {
             let plan = Plan::noop(StrategyKind::Upstream, target, from);
@@ -555,7 +565,7 @@ impl Reader<'_> {
         self.reading(format!("upstream {dest}, its targets and health"));
         let found = self.destination(&node, &dest, &mut reads).await?;
         let upstream = found.upstream.as_ref();
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
         let to = side_of(&dest, upstream.and_then(|u| u.tags.as_deref()), sides);
         let mut plan = Plan::noop(StrategyKind::Upstream, target, from);
         plan.to = to;
@@ -567,10 +577,11 @@ impl Reader<'_> {
         )];
         if upstream.is_some() {
             let targets = found.targets.as_deref().unwrap_or_default();
+            gate_list.extend(found.checked.clone());
             gate_list.extend(self.serving_target_gates(targets, &found.views));
         }
         let changes = plan::upstream_changes(&service, &dest);
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
     async fn prepare_weights(
@@ -629,7 +640,7 @@ impl Reader<'_> {
             .map(|t| t.key.clone())
             .collect();
         let from_count = sided.iter().filter(|t| t.side == TargetSide::From).count();
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
 
         let mut plan = Plan::noop(
             StrategyKind::Weights,
@@ -688,28 +699,40 @@ impl Reader<'_> {
             ));
             let mut views = self.health_views(&node, &upstream_name, &mut reads).await;
             if let Some(up) = &upstream {
-                let idle: Vec<&Target> = targets
+                let receiving: Vec<&Target> = targets
                     .iter()
-                    .filter(|t| t.weight() == 0 && to_keys.iter().any(|k| k == t.key()))
+                    .filter(|t| to_keys.iter().any(|k| k == t.key()))
                     .collect();
-                if let Some(gate) = self.check_idle_targets(up, &idle, &mut views).await {
-                    gate_list.push(gate);
-                }
+                gate_list.extend(self.check_before_traffic(up, &receiving, &mut views).await);
             }
             gate_list.extend(self.health_gates(&views, &to_keys));
         }
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
-    /// Kong 3.x runs no health checks on weight-0 targets: they report `HEALTHCHECKS_OFF`
-    /// although the upstream's active checks are on. Before a shift gives them traffic, the
-    /// engine runs that same active check against them itself (the upstream's `http_path`,
-    /// `timeout` and healthy statuses) and puts the result in place of the unknown health.
-    /// Returns a gate naming what was checked, or `None` when nothing needed checking.
-    async fn check_idle_targets(
+    /// Kong's health report of a target is only as fresh as Kong's last check of it: on 2.8 a
+    /// weight-0 target keeps the state of its last check (HEALTHY) however long ago that was;
+    /// on 3.x it reports `HEALTHCHECKS_OFF`; and on both, a target that just went down is
+    /// reported HEALTHY until Kong's next active checks count enough failures. So before a
+    /// switch or shift gives `targets` traffic, when the upstream has active checks, the engine
+    /// runs that same check against each of them itself (the upstream's `http_path`, `timeout`
+    /// and healthy statuses), on every Kong version:
+    ///
+    /// - a target that passes it replaces an unknown health with HEALTHY (an UNHEALTHY from
+    ///   Kong stays);
+    /// - one that fails it (an error status, a refused connection, a timeout) counts as
+    ///   UNHEALTHY in every health view;
+    /// - one whose host does not resolve from here (a cluster-internal name seen from outside
+    ///   the cluster) cannot be checked: a weight-0 target then counts as UNHEALTHY (Kong's
+    ///   report of it means nothing), while for a target Kong checks (weight > 0) Kong's report
+    ///   stands.
+    ///
+    /// Returns a gate naming what was checked, or `None` when the upstream has no active checks
+    /// or there is nothing to check.
+    async fn check_before_traffic(
         &self,
         upstream: &Upstream,
-        idle: &[&Target],
+        targets: &[&Target],
         views: &mut [HealthView],
     ) -> Option<GateOutcome> {
         let active = upstream
@@ -717,50 +740,72 @@ impl Reader<'_> {
             .as_ref()
             .filter(|h| h.active_enabled())
             .and_then(|h| h.active.as_ref())?;
-        let unknown = |t: &Target| {
-            views.iter().any(|v| {
-                v.health.as_ref().is_ok_and(|h| {
-                    h.data.iter().any(|e| {
-                        same_target(&e.target, t)
-                            && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
-                    })
-                })
-            })
-        };
-        let to_check: Vec<&Target> = idle.iter().copied().filter(|t| unknown(t)).collect();
-        if to_check.is_empty() {
+        if targets.is_empty() {
             return None;
         }
-        let results = join_all(
-            to_check
+        let checks = join_all(
+            targets
                 .iter()
                 .map(|t| active_check(self.http, active, &t.target)),
         )
         .await;
+        // Per target: `Some(healthy)` to put in place of Kong's report, `None` to keep it.
+        let verdicts: Vec<Option<bool>> = targets
+            .iter()
+            .zip(&checks)
+            .map(|(t, check)| match check {
+                OwnCheck::Passed => Some(true),
+                OwnCheck::Failed(_) => Some(false),
+                OwnCheck::Unresolvable(_) if t.weight() == 0 => Some(false),
+                OwnCheck::Unresolvable(_) => None,
+            })
+            .collect();
         for v in views.iter_mut() {
             let Ok(h) = v.health.as_mut() else { continue };
             for e in &mut h.data {
-                if let Some(i) = to_check.iter().position(|t| same_target(&e.target, t))
-                    && matches!(e.health, None | Some(TargetHealth::HealthchecksOff))
-                {
-                    e.health = Some(if results[i] {
-                        TargetHealth::Healthy
-                    } else {
-                        TargetHealth::Unhealthy
-                    });
+                let Some(i) = targets.iter().position(|t| same_target(&e.target, t)) else {
+                    continue;
+                };
+                match verdicts[i] {
+                    Some(false) => e.health = Some(TargetHealth::Unhealthy),
+                    Some(true)
+                        if matches!(e.health, None | Some(TargetHealth::HealthchecksOff)) =>
+                    {
+                        e.health = Some(TargetHealth::Healthy);
+                    }
+                    _ => {}
                 }
             }
         }
-        let healthy = results.iter().filter(|ok| **ok).count();
+        let passed = checks.iter().filter(|c| **c == OwnCheck::Passed).count();
+        let mut observed = format!(
+            "{passed} of {} target(s) about to receive traffic answered the upstream's active check (GET {}) from kong-switch",
+            targets.len(),
+            active.http_path.as_deref().unwrap_or("/")
+        );
+        let notes: Vec<String> = targets
+            .iter()
+            .zip(&checks)
+            .filter_map(|(t, check)| match check {
+                OwnCheck::Passed => None,
+                OwnCheck::Failed(why) => Some(format!("{} {why}", t.target)),
+                OwnCheck::Unresolvable(why) if t.weight() == 0 => Some(format!(
+                    "{} {why}: Kong does not check it at weight 0",
+                    t.target
+                )),
+                OwnCheck::Unresolvable(why) => {
+                    Some(format!("{} {why}: Kong's own report is used", t.target))
+                }
+            })
+            .collect();
+        if !notes.is_empty() {
+            observed.push_str(&format!(" ({})", notes.join("; ")));
+        }
         Some(GateOutcome::new(
             "idle_targets_checked",
-            healthy == results.len(),
-            format!(
-                "{healthy} of {} weight-0 target(s) answered the upstream's active check (GET {}) from kong-switch; Kong reports no health for weight-0 targets",
-                results.len(),
-                active.http_path.as_deref().unwrap_or("/")
-            ),
-            "every weight-0 target about to receive traffic passes the active check",
+            verdicts.iter().all(|v| *v != Some(false)),
+            observed,
+            "every target about to receive traffic passes the active check now (Kong's own report may predate its failure)",
         ))
     }
 
@@ -864,7 +909,7 @@ impl Reader<'_> {
                 "a service for the other side, or `to`",
             );
             let plan = Plan::noop(StrategyKind::Route, target, from);
-            return self.finish(node, plan, &[], None, vec![gate], reads);
+            return self.finish(node, plan, &[], false, vec![gate], reads);
         };
         if dest_name == active.key() || active.id.as_deref() == Some(dest_name.as_str()) {
             let plan = Plan::noop(StrategyKind::Route, target, from);
@@ -889,7 +934,7 @@ impl Reader<'_> {
                     .await?
             }
         };
-        let doc = self.declarative(&node, &mut reads).await?;
+        let declarative = self.declarative(&node)?;
         let mut plan = Plan::noop(StrategyKind::Route, target, from);
         plan.to = side_of(
             &dest_name,
@@ -908,9 +953,11 @@ impl Reader<'_> {
             reads.round(2);
             let (upstream, targets) =
                 futures::try_join!(self.upstream_opt(&host), self.targets_opt(&host),)?;
-            if upstream.is_some() {
+            if let Some(up) = &upstream {
                 let targets = targets.unwrap_or_default();
-                let views = self.health_views(&node, &dest.host, &mut reads).await;
+                let mut views = self.health_views(&node, &dest.host, &mut reads).await;
+                let serving: Vec<&Target> = targets.iter().filter(|t| t.weight() > 0).collect();
+                gate_list.extend(self.check_before_traffic(up, &serving, &mut views).await);
                 gate_list.extend(self.serving_target_gates(&targets, &views));
             } else {
                 gate_list.push(GateOutcome::new(
@@ -928,7 +975,7 @@ impl Reader<'_> {
             }
             changes = plan::route_changes(active_routes, active, dest);
         }
-        self.finish(node, plan, &changes, doc.as_ref(), gate_list, reads)
+        self.finish(node, plan, &changes, declarative, gate_list, reads)
     }
 
     /// Runs the HTTP probes of the request (gates).
@@ -985,16 +1032,42 @@ fn same_target(a: &Target, b: &Target) -> bool {
     }
 }
 
+/// What kong-switch's own run of a target's active check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnCheck {
+    /// Answered as the upstream's check requires.
+    Passed,
+    /// Answered otherwise, refused the connection, or did not answer in time: why.
+    Failed(String),
+    /// Its host does not resolve from here, so it cannot be checked from here: why.
+    Unresolvable(String),
+}
+
 /// Kong's active health check of one target, run once from here: an HTTP(S) GET of
 /// `http_path` answered with one of the healthy statuses within `timeout`, or for `tcp`
 /// checks a connection. Other check types (gRPC) are not run and count as failed.
-async fn active_check(http: &reqwest::Client, active: &ActiveHealthcheck, address: &str) -> bool {
+async fn active_check(
+    http: &reqwest::Client,
+    active: &ActiveHealthcheck,
+    address: &str,
+) -> OwnCheck {
     let timeout = Duration::from_secs_f64(active.timeout.unwrap_or(1.0).clamp(0.1, 60.0));
+    match tokio::time::timeout(timeout, tokio::net::lookup_host(address)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return OwnCheck::Unresolvable(format!("does not resolve from here ({e})")),
+        Err(_) => {
+            return OwnCheck::Unresolvable(format!(
+                "does not resolve from here within {timeout:?}"
+            ));
+        }
+    }
     match active.kind.as_deref().unwrap_or("http") {
-        "tcp" => matches!(
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await,
-            Ok(Ok(_))
-        ),
+        "tcp" => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await
+        {
+            Ok(Ok(_)) => OwnCheck::Passed,
+            Ok(Err(e)) => OwnCheck::Failed(format!("refused the connection ({e})")),
+            Err(_) => OwnCheck::Failed(format!("did not accept a connection within {timeout:?}")),
+        },
         scheme @ ("http" | "https") => {
             let path = active.http_path.as_deref().unwrap_or("/");
             let healthy: &[u16] = active
@@ -1008,11 +1081,17 @@ async fn active_check(http: &reqwest::Client, active: &ActiveHealthcheck, addres
                 .send()
                 .await
             {
-                Ok(resp) => healthy.contains(&resp.status().as_u16()),
-                Err(_) => false,
+                Ok(resp) if healthy.contains(&resp.status().as_u16()) => OwnCheck::Passed,
+                Ok(resp) => OwnCheck::Failed(format!("answered {}", resp.status().as_u16())),
+                Err(e) if e.is_timeout() => {
+                    OwnCheck::Failed(format!("did not answer within {timeout:?}"))
+                }
+                Err(e) => OwnCheck::Failed(format!("did not answer: {}", e.without_url())),
             }
         }
-        _ => false,
+        other => OwnCheck::Failed(format!(
+            "has a {other} active check, which kong-switch cannot run"
+        )),
     }
 }
 
@@ -1102,6 +1181,41 @@ mod tests {
         assert_eq!(target_color(&t("10.0.0.1:8000", None), &sides), None);
         let tagged = t("10.0.0.1:8000", Some(vec!["kong-switch.color=blue".into()]));
         assert_eq!(target_color(&tagged, &sides).as_deref(), Some("blue"));
+    }
+
+    fn http_check(path: &str) -> ActiveHealthcheck {
+        ActiveHealthcheck {
+            kind: Some("http".into()),
+            timeout: Some(1.0),
+            http_path: Some(path.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_own_check_tells_a_dead_target_from_one_that_cannot_be_resolved_from_here() {
+        let http = reqwest::Client::new();
+        let check = http_check("/health");
+        // A port that was just free: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+
+        let outcomes = [
+            active_check(&http, &check, &dead).await,
+            active_check(&http, &check, "orders-green.shop.svc.invalid:80").await,
+        ];
+
+        assert!(
+            matches!(&outcomes[0], OwnCheck::Failed(why) if why.contains("did not answer")),
+            "{:?}",
+            outcomes[0]
+        );
+        assert!(
+            matches!(&outcomes[1], OwnCheck::Unresolvable(why) if why.contains("does not resolve")),
+            "{:?}",
+            outcomes[1]
+        );
     }
 
     #[test]

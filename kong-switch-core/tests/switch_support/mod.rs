@@ -122,6 +122,16 @@ impl Respond for Admin {
                     "worker_consistency": if s.router_delay_s > 0.0 { "eventual" } else { "strict" }
                 }
             })),
+            // DB-less: a hash of the loaded configuration, as Kong's md5.
+            ("GET", ["status"]) => ok(json!({
+                "database": {"reachable": true},
+                "configuration_hash": s.config.as_ref().map(|c| {
+                    use std::hash::{Hash, Hasher};
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    c.to_string().hash(&mut hasher);
+                    format!("{:032x}", hasher.finish())
+                }),
+            })),
             ("GET", ["config"]) => match &s.config {
                 Some(c) => ok(json!({"config": serde_json::to_string(c).unwrap_or_default()})),
                 None => not_found(),

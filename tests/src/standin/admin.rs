@@ -433,6 +433,8 @@ impl AdminRequest<'_> {
                 }
             }
             ["upstreams", u, "targets", t] => self.target_item(u, t),
+            ["tags"] if get => self.tagged(None),
+            ["tags", tag] if get => self.tagged(Some(tag)),
             [
                 "upstreams",
                 u,
@@ -455,7 +457,9 @@ impl AdminRequest<'_> {
             | ["status"]
             | ["config"]
             | ["routes", _, "service"]
-            | ["upstreams", _, "health"] => Err(ApiError::method_not_allowed()),
+            | ["upstreams", _, "health"]
+            | ["tags"]
+            | ["tags", _] => Err(ApiError::method_not_allowed()),
             _ => Err(ApiError::not_found()),
         }
     }
@@ -576,12 +580,13 @@ impl AdminRequest<'_> {
             .values()
             .filter(|v| service.is_none_or(|s| v["service"]["id"] == s["id"]))
             .collect();
-        let page = self.page(items)?;
+        let page = self.page(items, service.is_some())?;
         ok(StatusCode::OK, &page)
     }
 
-    /// DB-backed paging: id order, opaque base64 offsets, `next` per version.
-    fn page(&self, items: Vec<&Value>) -> Result<Value, ApiError> {
+    /// DB-backed paging: id order, opaque base64 offsets, `next` per version ([`Self::next_url`];
+    /// `nested` for a collection under its parent, e.g. `/services/{s}/routes`).
+    fn page(&self, items: Vec<&Value>, nested: bool) -> Result<Value, ApiError> {
         let size = self.page_size()?;
         let filter = self.tag_filter()?;
         let after = match self.query.get("offset") {
@@ -605,25 +610,34 @@ impl AdminRequest<'_> {
         let mut page = json!({ "data": data, "next": null });
         if more && let Some(last) = selected.last() {
             let offset = encode_offset(last["id"].as_str().unwrap_or_default());
-            page["next"] = json!(self.next_url(&offset));
+            page["next"] = json!(self.next_url(&offset, nested));
             page["offset"] = json!(offset);
         }
         Ok(page)
     }
 
-    fn next_url(&self, offset: &str) -> String {
+    /// `next` of a page (`kong/api/endpoints.lua` `get_collection_endpoint`): a top-level
+    /// collection carries the `tags` filter (2.8.5 transcript: "next already carries
+    /// &tags=…") and on 3.x also the page `size` (kong-admin-api.md §2.4: "3.2+ appends
+    /// `&tags=..&size=..`"); a collection under its parent (`/upstreams/{u}/targets`,
+    /// `/services/{s}/routes`) carries only the offset (2.8.5 transcript: `?size=1` →
+    /// `"next":"/upstreams/blue.svc/targets?offset=1"`, the same on 3.9.3).
+    fn next_url(&self, offset: &str, nested: bool) -> String {
         let mut next = format!(
             "{}?offset={}",
             self.path,
             utf8_percent_encode(offset, QUERY)
         );
+        if nested {
+            return next;
+        }
+        if let Some(tags) = self.query.get("tags") {
+            next.push_str(&format!("&tags={}", utf8_percent_encode(tags, QUERY)));
+        }
         if self.version() == KongVersion::V3
             && let Some(size) = self.query.get("size")
         {
             next.push_str(&format!("&size={}", utf8_percent_encode(size, QUERY)));
-        }
-        if let Some(tags) = self.query.get("tags") {
-            next.push_str(&format!("&tags={}", utf8_percent_encode(tags, QUERY)));
         }
         next
     }
@@ -828,7 +842,11 @@ impl AdminRequest<'_> {
             .targets_of(id)
             .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect();
-        if !all {
+        if all {
+            // The raw rows in the database's primary-key order (2.8.5 transcript: /targets/all
+            // lists 3da56a87-…, d9289136-…, f973e0be-…).
+            items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        } else {
             sort_newest_first(&mut items);
         }
         let size = match self.query.get("size") {
@@ -854,7 +872,59 @@ impl AdminRequest<'_> {
         let mut page = json!({ "data": data, "next": null });
         if end < items.len() || size == 0 {
             let offset = end.to_string();
-            page["next"] = json!(self.next_url(&offset));
+            page["next"] = json!(self.next_url(&offset, true));
+            page["offset"] = json!(offset);
+        }
+        ok(StatusCode::OK, &page)
+    }
+
+    /// `GET /tags` and `GET /tags/{tag}` (`kong/api/routes/tags.lua`): one row
+    /// `{entity_name, entity_id, tag}` per tag of every service, route, upstream and target, in
+    /// entity id order, paged like a DB-backed list; `next` is `/tags/{tag}?offset=…`.
+    fn tagged(&self, only: Option<&str>) -> Reply {
+        let size = self.page_size()?;
+        let after = match self.query.get("offset") {
+            Some(offset) => {
+                Some(decode_offset(offset).ok_or_else(|| ApiError::invalid_offset(offset))?)
+            }
+            None => None,
+        };
+        let db = self.db();
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for table in ["services", "routes", "upstreams", "targets"] {
+            for entity in db.table(table).values() {
+                let id = entity["id"].as_str().unwrap_or_default();
+                for tag in entity["tags"].as_array().into_iter().flatten() {
+                    let tag = tag.as_str().unwrap_or_default();
+                    if only.is_none_or(|t| t == tag) {
+                        rows.push((id.to_owned(), table.to_owned(), tag.to_owned()));
+                    }
+                }
+            }
+        }
+        rows.sort();
+        let mut selected: Vec<&(String, String, String)> = rows
+            .iter()
+            .filter(|(id, _, tag)| {
+                after
+                    .as_deref()
+                    .is_none_or(|a| format!("{id}|{tag}").as_str() > a)
+            })
+            .collect();
+        let more = selected.len() > size;
+        selected.truncate(size);
+        let data: Vec<Value> = selected
+            .iter()
+            .map(|(id, table, tag)| json!({ "entity_name": table, "entity_id": id, "tag": tag }))
+            .collect();
+        let mut page = json!({ "data": data, "next": null });
+        if more && let Some((id, _, tag)) = selected.last() {
+            let offset = encode_offset(&format!("{id}|{tag}"));
+            page["next"] = json!(format!(
+                "{}?offset={}",
+                self.path.trim_end_matches('/'),
+                utf8_percent_encode(&offset, QUERY)
+            ));
             page["offset"] = json!(offset);
         }
         ok(StatusCode::OK, &page)
@@ -966,11 +1036,11 @@ impl AdminRequest<'_> {
             return Ok(h::empty(StatusCode::NO_CONTENT));
         }
         let input = self.body()?;
-        let mode = if method == Method::PATCH {
-            Mode::Patch
-        } else {
-            Mode::Replace
-        };
+        // PUT on a target is an update like PATCH, not a replace: Kong routes both to the same
+        // `update_entity` (`kong/api/routes/upstreams.lua` `update_target_cb`; 2.8.5 transcript:
+        // PUT {"weight":7} kept the target's address, id and created_at). Fields not sent keep
+        // their values.
+        let mode = Mode::Patch;
         let version = self.version();
         let form = self.input.is_form();
         let saved = self.node.shared.store.write(self.node.index, |db| {

@@ -12,8 +12,9 @@ use super::node::Node;
 use super::store::Config;
 use hyper::{Response, StatusCode};
 
-/// Namespace of the stand-in's deterministic ids (uuid v5).
-const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1e_4d2a_9c3f_4a1b_8e5d_2f7a_c0de_5eed);
+/// The root namespace of the ids Kong derives for declarative entities
+/// (`kong/db/schema/others/declarative_config.lua`, `uuid_generators._entities`).
+const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0xfd02_801f_0957_4a15_a55a_c8d9_606f_30b5);
 
 /// Entity types of real Kong that the stand-in accepts in a declarative file and ignores.
 const IGNORED: &[&str] = &[
@@ -33,8 +34,36 @@ const IGNORED: &[&str] = &[
     "consumer_groups",
 ];
 
-fn deterministic_id(key: &str) -> String {
-    uuid::Uuid::new_v5(&NAMESPACE, key.as_bytes()).to_string()
+/// Kong's answer to a `config` field that is not a string (`kong-2.8.5/proxy-errors.txt` and
+/// `kong-3.9.3/proxy-errors.txt`, install prefix as in Kong's packages).
+const NOT_A_STRING: &str = "failed parsing declarative configuration: \
+    /usr/local/openresty/luajit/share/lua/5.1/lyaml/init.lua:460: bad argument #1 to 'parser' \
+    (must provide a string argument)";
+
+/// The id Kong derives for an entity of `table` with `key` when the document gives none: a
+/// uuid v5 of `key` in the namespace uuid v5(root, `table`). The keys: services, routes and
+/// upstreams their `name`; a target `<target>:<upstream id>` on 2.8 (endpoint key composed with
+/// its parent) and `targets:*:<upstream id>:<target>` on 3.x (its cache key), `<target>` as
+/// written. Checked against the transcripts: service `bg` → `8f766980-…`, route `bg` →
+/// `fb5fd4f4-…`, upstream `bg-blue` → `ee8df3ef-…`, its target `127.0.0.1:19101` →
+/// `1652af9f-…` (dbless.txt); service `shop` → `abfbe39c-…`, target `127.0.0.1:19301` of
+/// `shop-up` → `7cb0aef0-…` (3.9.3 transcript). An entity without a key (an unnamed service or
+/// route) gets a random id on every load, as in Kong.
+fn derived_id(table: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) => {
+            let space = uuid::Uuid::new_v5(&NAMESPACE, table.as_bytes());
+            uuid::Uuid::new_v5(&space, key.as_bytes()).to_string()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+fn target_key(version: KongVersion, upstream_id: &str, target: &str) -> String {
+    match version {
+        KongVersion::V28 => format!("{target}:{upstream_id}"),
+        KongVersion::V3 => format!("targets:*:{upstream_id}:{target}"),
+    }
 }
 
 fn only_dbless() -> ApiError {
@@ -110,6 +139,13 @@ pub(crate) fn post_config(
                     ));
                 }
             },
+            // Kong hands `config` to its YAML parser, which needs a string
+            // (proxy-errors.txt, both versions).
+            Some(Value::Object(_) | Value::Array(_) | Value::Number(_) | Value::Bool(_)) => {
+                let mut fields = Map::new();
+                fields.insert("error".into(), json!(NOT_A_STRING));
+                return Err(ApiError::declarative(fields));
+            }
             _ => (m.clone(), None),
         },
     };
@@ -253,14 +289,8 @@ fn load_services(
         let mut input = take_object(item);
         let nested = input.remove("routes");
         if input.get("id").is_none_or(Value::is_null) {
-            let key = input
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("#{i}"), str::to_owned);
-            input.insert(
-                "id".into(),
-                json!(deterministic_id(&format!("services:{key}"))),
-            );
+            let key = input.get("name").and_then(Value::as_str);
+            input.insert("id".into(), json!(derived_id("services", key)));
         }
         match entities::build(Kind::Service, input, None, Mode::Create, version, false)
             .and_then(|e| entities::store(Kind::Service, e, config))
@@ -291,14 +321,8 @@ fn load_services(
     }
     for (service_index, j, mut input) in pending_routes {
         if input.get("id").is_none_or(Value::is_null) {
-            let key = match input.get("name").and_then(Value::as_str) {
-                Some(name) => name.to_owned(),
-                None => format!("{}#{j}", input["service"]),
-            };
-            input.insert(
-                "id".into(),
-                json!(deterministic_id(&format!("routes:{key}"))),
-            );
+            let key = input.get("name").and_then(Value::as_str);
+            input.insert("id".into(), json!(derived_id("routes", key)));
         }
         let result = entities::resolve_service_ref(&mut input, config)
             .and_then(|()| entities::build(Kind::Route, input, None, Mode::Create, version, false))
@@ -332,14 +356,8 @@ fn load_upstreams(
         let mut input = take_object(item);
         let nested = input.remove("targets");
         if input.get("id").is_none_or(Value::is_null) {
-            let key = input
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("#{i}"), str::to_owned);
-            input.insert(
-                "id".into(),
-                json!(deterministic_id(&format!("upstreams:{key}"))),
-            );
+            let key = input.get("name").and_then(Value::as_str);
+            input.insert("id".into(), json!(derived_id("upstreams", key)));
         }
         match entities::build(Kind::Upstream, input, None, Mode::Create, version, false)
             .and_then(|e| entities::store(Kind::Upstream, e, config))
@@ -381,6 +399,11 @@ fn load_upstreams(
         }
     }
     for (upstream_index, j, upstream_id, input) in pending {
+        let given_id = input.get("id").and_then(Value::as_str).map(str::to_owned);
+        let written = input
+            .get("target")
+            .and_then(Value::as_str)
+            .map(|t| target_key(version, &upstream_id, t));
         let result =
             entities::build_target(input, None, Mode::Create, &upstream_id, version, false)
                 .and_then(|mut t| {
@@ -388,7 +411,9 @@ fn load_upstreams(
                     if entities::find_target_by_address(config, &upstream_id, &address).is_some() {
                         return Err(entities::duplicate_target(&address, &upstream_id));
                     }
-                    let id = deterministic_id(&format!("targets:{upstream_id}:{address}"));
+                    let id = given_id
+                        .clone()
+                        .unwrap_or_else(|| derived_id("targets", written.as_deref()));
                     t.insert("id".into(), json!(id));
                     config.targets.insert(id, Value::Object(t));
                     Ok(())
@@ -417,9 +442,15 @@ fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "~".into(),
         Value::String(s) => {
+            // Plain where libyaml writes it plain (dbless.txt: `target: 127.0.0.1:19101`,
+            // `_format_version: '2.1'`): no indicator first, no `: `, nothing that reads as a
+            // number (YAML 1.1 also reads `1:20` as one) or a boolean.
             let plain = !s.is_empty()
                 && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/')
+                && !s.ends_with(':')
+                && !s.chars().all(|c| c.is_ascii_digit() || c == ':')
                 && s.parse::<f64>().is_err()
                 && !matches!(
                     s.as_str(),

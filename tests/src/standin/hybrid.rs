@@ -268,7 +268,10 @@ impl Cluster {
             ));
             let handle = DataPlaneHandle {
                 index: i,
-                id: uuid::Uuid::new_v4().to_string(),
+                // The control plane lists a data plane under its node id, the `node_id` its
+                // Status API reports (kong-3.9.3/hybrid.txt: row id 8fa0f993-… is the DP's
+                // /upstreams/{u}/health node_id).
+                id: node.node_id.clone(),
                 hostname: format!("kong-standin-dp-{}", i + 1),
                 proxy_addr,
                 status_addr,

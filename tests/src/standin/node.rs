@@ -457,7 +457,11 @@ impl Node {
                     continue;
                 };
                 for addr in addrs {
-                    if addr.weight == 0 && self.version() == KongVersion::V3 {
+                    // Neither version actively checks a weight-0 address: 3.x reports it
+                    // HEALTHCHECKS_OFF, 2.8 keeps reporting the state of its last check
+                    // (HEALTHY if never checked), even after the backend died, until its weight
+                    // is raised and the next check runs (real 2.8.5, issue 11 finding 4).
+                    if addr.weight == 0 {
                         continue;
                     }
                     let key = (view.name().to_owned(), addr.key());
@@ -683,6 +687,15 @@ impl Node {
             .unwrap_or(0.0);
         let healthy = available > 0 && (available as f64) * 100.0 >= threshold * (total as f64);
         let word = if healthy { "HEALTHY" } else { "UNHEALTHY" };
+        // An upstream without targets has an empty Lua table of hosts, which Kong's cjson
+        // writes as `{}` (like a DNS_ERROR target's `addresses`, proxy-errors.txt); diffs
+        // health.off.empty-upstream: 3.9.3 answers `balancer_health: UNHEALTHY` and empty
+        // details.
+        let hosts = if hosts.is_empty() {
+            json!({})
+        } else {
+            Value::Array(hosts)
+        };
         let details = json!({
             "healthy": healthy,
             "hosts": hosts,

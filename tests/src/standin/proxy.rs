@@ -31,6 +31,106 @@ struct ProxyCtx {
     version: KongVersion,
     request_id: String,
     started: Instant,
+    /// The request's `Accept` header: Kong picks an error body's format from it.
+    accept: Option<String>,
+}
+
+/// The format of a proxy error body, as Kong negotiates it from the request's `Accept` header
+/// (`kong/tools/utils.lua` `get_mime_type` on 2.8; `kong/tools/http.lua` `get_response_type`
+/// on 3.x). Transcripts: `kong-2.8.5/proxy-errors.txt`, `kong-3.9.3/proxy-errors.txt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorFormat {
+    Json,
+    Html,
+    Xml,
+    Plain,
+}
+
+impl ErrorFormat {
+    /// No `Accept` header: `error_default_type` (default `text/plain`); otherwise the media type
+    /// (3.x: the first one of highest `q`), `*/*` and unknown types giving JSON.
+    fn negotiate(accept: Option<&str>, version: KongVersion) -> ErrorFormat {
+        let Some(accept) = accept else {
+            return ErrorFormat::Plain;
+        };
+        match version {
+            // 2.8 reads the whole header as one media type.
+            KongVersion::V28 => Self::of_media_type(accept),
+            KongVersion::V3 => {
+                let mut best = (0.0_f64, ErrorFormat::Json);
+                for value in accept.split(',') {
+                    let mut parts = value.split(';').map(str::trim);
+                    let media = parts.next().unwrap_or_default();
+                    if !media.contains('/') {
+                        continue;
+                    }
+                    let q = parts
+                        .find_map(|p| p.strip_prefix("q="))
+                        .and_then(|q| q.trim().parse::<f64>().ok())
+                        .unwrap_or(1.0);
+                    if q > best.0 {
+                        best = (q, Self::of_media_type(media));
+                    }
+                }
+                best.1
+            }
+        }
+    }
+
+    fn of_media_type(media: &str) -> ErrorFormat {
+        let media = media
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.split_once('/') {
+            Some(("*", "*")) => ErrorFormat::Json,
+            Some(("text", "*")) => ErrorFormat::Plain,
+            Some(("application", "*")) => ErrorFormat::Json,
+            Some(("text", "html")) => ErrorFormat::Html,
+            Some(("text", "plain")) => ErrorFormat::Plain,
+            Some(("application", "xml")) => ErrorFormat::Xml,
+            _ => ErrorFormat::Json,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            ErrorFormat::Json => "application/json; charset=utf-8",
+            ErrorFormat::Html => "text/html; charset=utf-8",
+            ErrorFormat::Xml => "application/xml; charset=utf-8",
+            ErrorFormat::Plain => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// Kong's error template filled in (2.8.5 templates have no request id).
+    fn render(self, version: KongVersion, message: &str, request_id: &str) -> String {
+        match (version, self) {
+            (KongVersion::V28, ErrorFormat::Json) => {
+                format!("{{\n  \"message\":\"{message}\"\n}}")
+            }
+            (KongVersion::V28, ErrorFormat::Plain) => format!("{message}\n"),
+            (KongVersion::V28, ErrorFormat::Xml) => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error>\n  <message>{message}</message>\n</error>\n"
+            ),
+            (KongVersion::V28, ErrorFormat::Html) => format!(
+                "<!doctype html>\n<html>\n  <head>\n    <meta charset=\"utf-8\">\n    <title>Kong Error</title>\n  </head>\n  <body>\n    <h1>Kong Error</h1>\n    <p>{message}.</p>\n  </body>\n</html>\n"
+            ),
+            (KongVersion::V3, ErrorFormat::Json) => {
+                format!("{{\n  \"message\":\"{message}\",\n  \"request_id\":\"{request_id}\"\n}}")
+            }
+            (KongVersion::V3, ErrorFormat::Plain) => {
+                format!("{message}\nrequest_id: {request_id}\n")
+            }
+            (KongVersion::V3, ErrorFormat::Xml) => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error>\n  <message>{message}</message>\n  <requestid>{request_id}</requestid>\n</error>\n"
+            ),
+            (KongVersion::V3, ErrorFormat::Html) => format!(
+                "<!doctype html>\n<html>\n  <head>\n    <meta charset=\"utf-8\">\n    <title>Error</title>\n  </head>\n  <body>\n    <h1>Error</h1>\n    <p>{message}.</p>\n    <p>request_id: {request_id}</p>\n  </body>\n</html>\n"
+            ),
+        }
+    }
 }
 
 impl ProxyCtx {
@@ -41,49 +141,53 @@ impl ProxyCtx {
         }
     }
 
-    /// Kong's JSON error (`{"message": ..}`, plus `request_id` on 3.x, pretty-printed there).
+    /// An answer Kong makes itself (no route, no peer, name resolution): on 2.8
+    /// `kong.response.exit` with a table, compact JSON whatever the `Accept`
+    /// (`{"message":"name resolution failed"}`, 36 bytes); on 3.x `kong.response.error`,
+    /// negotiated like [`ProxyCtx::upstream_error`] and carrying the request id.
     fn error(&self, status: StatusCode, message: &str) -> Response<Body> {
         let mut resp = match self.version {
             KongVersion::V28 => h::json(status, &json!({ "message": message })),
-            KongVersion::V3 => {
-                let text = format!(
-                    "{{\n  \"message\":{},\n  \"request_id\":\"{}\"\n}}",
-                    Value::String(message.to_owned()),
-                    self.request_id
-                );
-                let mut r = h::raw(status, "application/json; charset=utf-8", text);
-                *r.status_mut() = status;
-                r
-            }
+            KongVersion::V3 => self.negotiated(status, message),
         };
-        self.decorate_error(&mut resp);
+        self.decorate(&mut resp, false);
         resp
     }
 
-    /// nginx-level failures (502/504) come as text/plain.
-    fn text_error(&self, status: StatusCode, message: &str) -> Response<Body> {
-        let text = match self.version {
-            KongVersion::V28 => message.to_owned(),
-            KongVersion::V3 => format!("{message}\nrequest_id: {}", self.request_id),
-        };
-        let mut resp = h::raw(status, "text/plain; charset=utf-8", text);
-        self.decorate_error(&mut resp);
+    /// nginx-level failures of the upstream (502/504, Kong's `error_handlers.lua`): the body
+    /// format follows the `Accept` header on both versions, with `Via` and the upstream/proxy
+    /// latency headers (2.8.5 sends no `Server` header here).
+    fn upstream_error(&self, status: StatusCode, message: &str) -> Response<Body> {
+        let mut resp = self.negotiated(status, message);
+        self.decorate(&mut resp, true);
         resp
     }
 
-    fn decorate_error(&self, resp: &mut Response<Body>) {
+    fn negotiated(&self, status: StatusCode, message: &str) -> Response<Body> {
+        let format = ErrorFormat::negotiate(self.accept.as_deref(), self.version);
+        let body = format.render(self.version, message, &self.request_id);
+        h::raw(status, format.content_type(), body)
+    }
+
+    fn decorate(&self, resp: &mut Response<Body>, upstream: bool) {
         let latency = self.started.elapsed().as_millis().to_string();
         let headers = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.server()) {
-            headers.insert(hyper::header::SERVER, v);
+        if upstream {
+            let via = match self.version {
+                KongVersion::V28 => self.server(),
+                KongVersion::V3 => format!("1.1 {}", self.server()),
+            };
+            insert(headers, "via", &via);
+            insert(headers, "x-kong-upstream-latency", "0");
+            insert(headers, "x-kong-proxy-latency", &latency);
+        } else {
+            insert(headers, "x-kong-response-latency", &latency);
         }
-        if let Ok(v) = HeaderValue::from_str(&latency) {
-            headers.insert("x-kong-response-latency", v);
+        if !(upstream && self.version == KongVersion::V28) {
+            insert(headers, "server", &self.server());
         }
-        if self.version == KongVersion::V3
-            && let Ok(v) = HeaderValue::from_str(&self.request_id)
-        {
-            headers.insert("x-kong-request-id", v);
+        if self.version == KongVersion::V3 {
+            insert(headers, "x-kong-request-id", &self.request_id);
         }
         h::nginx_reason(resp);
     }
@@ -106,6 +210,11 @@ pub(crate) async fn handle(
         version: node.shared.profile.version(),
         request_id: format!("{:032x}", rand::random::<u128>()),
         started: Instant::now(),
+        accept: req
+            .headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let (parts, body) = req.into_parts();
     let host_header = parts
@@ -262,7 +371,7 @@ pub(crate) async fn handle(
             builder = builder.header("x-kong-request-id", ctx.request_id.as_str());
         }
         let Ok(request) = builder.body(Full::new(body.clone())) else {
-            return Ok(ctx.text_error(
+            return Ok(ctx.upstream_error(
                 StatusCode::BAD_GATEWAY,
                 "An invalid response was received from the upstream server",
             ));
@@ -281,14 +390,14 @@ pub(crate) async fn handle(
                     Ok(Ok(b)) => b.to_bytes(),
                     Ok(Err(_)) => {
                         report(&node, &upstream, &peer, Outcome::TcpFailure);
-                        return Ok(ctx.text_error(
+                        return Ok(ctx.upstream_error(
                             StatusCode::BAD_GATEWAY,
                             "An invalid response was received from the upstream server",
                         ));
                     }
                     Err(_) => {
                         report(&node, &upstream, &peer, Outcome::Timeout);
-                        return Ok(ctx.text_error(
+                        return Ok(ctx.upstream_error(
                             StatusCode::GATEWAY_TIMEOUT,
                             "The upstream server is timing out",
                         ));
@@ -330,11 +439,11 @@ pub(crate) async fn handle(
         }
     }
     Ok(match last_failure {
-        Outcome::Timeout => ctx.text_error(
+        Outcome::Timeout => ctx.upstream_error(
             StatusCode::GATEWAY_TIMEOUT,
             "The upstream server is timing out",
         ),
-        _ => ctx.text_error(
+        _ => ctx.upstream_error(
             StatusCode::BAD_GATEWAY,
             "An invalid response was received from the upstream server",
         ),
@@ -375,7 +484,65 @@ fn join_paths(service_path: Option<&str>, rest: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::join_paths;
+    use super::{ErrorFormat, KongVersion, join_paths};
+
+    #[test]
+    fn error_format_follows_accept_like_kong() {
+        // (Accept, 2.8.5, 3.x): proxy-errors.txt for none, */*, application/json and
+        // text/html; Kong's get_mime_type / get_response_type for the rest.
+        let cases = [
+            (None, ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("*/*"), ErrorFormat::Json, ErrorFormat::Json),
+            (
+                Some("application/json"),
+                ErrorFormat::Json,
+                ErrorFormat::Json,
+            ),
+            (Some("text/html"), ErrorFormat::Html, ErrorFormat::Html),
+            (Some("text/plain"), ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("text/*"), ErrorFormat::Plain, ErrorFormat::Plain),
+            (Some("application/xml"), ErrorFormat::Xml, ErrorFormat::Xml),
+            (Some("image/png"), ErrorFormat::Json, ErrorFormat::Json),
+            // 2.8 reads the whole header as one type; 3.x picks the highest q.
+            (
+                Some("text/html;q=0.5, application/json"),
+                ErrorFormat::Html,
+                ErrorFormat::Json,
+            ),
+            (
+                Some("text/html,application/xhtml+xml"),
+                ErrorFormat::Json,
+                ErrorFormat::Html,
+            ),
+        ];
+        for (accept, v28, v3) in cases {
+            assert_eq!(
+                ErrorFormat::negotiate(accept, KongVersion::V28),
+                v28,
+                "{accept:?}"
+            );
+            assert_eq!(
+                ErrorFormat::negotiate(accept, KongVersion::V3),
+                v3,
+                "{accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_match_the_transcripts_byte_for_byte() {
+        // Content-Length in proxy-errors.txt: 2.8.5 JSON 75, text 58, HTML 220; 3.9.3 JSON 126,
+        // text 103, HTML 266 (32-hex request id).
+        let m = "An invalid response was received from the upstream server";
+        let id = "6fbf931c37c3d04d4ca527756cd8aa02";
+        let len = |f: ErrorFormat, v| f.render(v, m, id).len();
+        assert_eq!(len(ErrorFormat::Json, KongVersion::V28), 75);
+        assert_eq!(len(ErrorFormat::Plain, KongVersion::V28), 58);
+        assert_eq!(len(ErrorFormat::Html, KongVersion::V28), 220);
+        assert_eq!(len(ErrorFormat::Json, KongVersion::V3), 126);
+        assert_eq!(len(ErrorFormat::Plain, KongVersion::V3), 103);
+        assert_eq!(len(ErrorFormat::Html, KongVersion::V3), 266);
+    }
 
     #[test]
     fn paths_join_like_kong_v0() {

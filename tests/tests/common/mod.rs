@@ -100,6 +100,59 @@ pub async fn proxy(env: &Env, path: &str) -> Resp {
     send(env, env.proxy_url(), "GET", path, None).await
 }
 
+/// A proxy `GET` of `url` sent over a bare HTTP/1.1 connection, with exactly the `Accept`
+/// header given (`None`: no `Accept` at all, which reqwest cannot send: it always adds
+/// `Accept: */*`).
+pub async fn raw_get(url: &str, accept: Option<&str>) -> Resp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let host = parsed.host_str().unwrap_or("localhost").to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n",
+        &parsed[url::Position::BeforePath..]
+    );
+    if let Some(accept) = accept {
+        request.push_str(&format!("Accept: {accept}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':')
+            && let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(value.trim()),
+            )
+        {
+            headers.append(name, value);
+        }
+    }
+    let body = body.to_owned();
+    Resp {
+        status,
+        headers,
+        json: serde_json::from_str(&body).unwrap_or(Value::Null),
+        text: body,
+    }
+}
+
 /// Admin request that must answer `status`; returns the JSON.
 pub async fn expect(
     env: &Env,

@@ -1,12 +1,15 @@
-//! Helpers for the hybrid-mode suites: a stand-in control plane with data planes, blue and green
-//! backends, and HTTP reads of the control plane, the data planes' Status APIs and proxies.
+//! Helpers for the hybrid-mode suites: a control plane with data planes (the real ones named by
+//! `KONG_CP_ADMIN_URL`, `KONG_DP_PROXY_URLS` and `KONG_DP_STATUS_URLS`, or a stand-in), blue and
+//! green backends, and HTTP reads of the control plane, the data planes' Status APIs and
+//! proxies.
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use kong_switch_tests::backend::Backend;
-use kong_switch_tests::harness::Env;
+use kong_switch_tests::harness::{Env, RealHybrid};
 use kong_switch_tests::standin::{HybridKnobs, Profile, StandIn};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -38,17 +41,30 @@ pub fn short_knobs(profile: Profile) -> HybridKnobs {
     k
 }
 
-/// A hybrid stand-in and two backends.
+/// A hybrid Kong (the real one of `KONG_CP_ADMIN_URL`, `KONG_DP_PROXY_URLS` and
+/// `KONG_DP_STATUS_URLS`, or a stand-in control plane with data planes) and two backends.
+/// Each test's entities carry a unique base name, so tests can share a real control plane.
 pub struct Hybrid {
-    pub kong: StandIn,
+    standin: Option<StandIn>,
+    control_plane: String,
+    proxies: Vec<String>,
+    statuses: Vec<String>,
+    backend_host: String,
     pub http: reqwest::Client,
     pub blue: Backend,
     pub green: Backend,
+    /// The service's name and route path (`/<base>`); upstreams are `<base>-blue`,
+    /// `<base>-green` and `<base>-pool`.
+    pub base: String,
 }
 
 impl Hybrid {
-    /// `dps` data planes with a `window` push window and `knobs`.
+    /// `dps` data planes with a `window` push window and `knobs` (the real hybrid Kong of the
+    /// environment instead, when set: its own timings and its first `dps` data planes).
     pub async fn start(profile: Profile, dps: usize, window: Duration, knobs: HybridKnobs) -> Self {
+        if let Some(real) = RealHybrid::from_env() {
+            return Self::real(real, dps).await;
+        }
         let kong = StandIn::builder()
             .profile(profile)
             .router_delay(Duration::from_millis(200))
@@ -61,8 +77,11 @@ impl Hybrid {
         Self::with(kong).await
     }
 
-    /// `dps` data planes with Kong's default timings.
+    /// `dps` data planes with Kong's default timings (or the real hybrid Kong, as above).
     pub async fn start_default(profile: Profile, dps: usize) -> Self {
+        if let Some(real) = RealHybrid::from_env() {
+            return Self::real(real, dps).await;
+        }
         let kong = StandIn::builder()
             .profile(profile)
             .data_planes(dps)
@@ -72,19 +91,136 @@ impl Hybrid {
         Self::with(kong).await
     }
 
+    async fn real(real: RealHybrid, dps: usize) -> Self {
+        assert!(
+            real.statuses.len() >= dps,
+            "this test needs {dps} data planes; KONG_DP_STATUS_URLS lists {}",
+            real.statuses.len()
+        );
+        let backend_host =
+            std::env::var("KONG_BACKEND_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+        let loopback = matches!(backend_host.as_str(), "127.0.0.1" | "localhost" | "::1");
+        let bind = if loopback {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
+        let blue = Backend::start_on(bind, "blue", "v1")
+            .await
+            .expect("blue backend");
+        let green = Backend::start_on(bind, "green", "v2")
+            .await
+            .expect("green backend");
+        Self {
+            standin: None,
+            control_plane: real.control_plane,
+            proxies: real.proxies.into_iter().take(dps).collect(),
+            statuses: real.statuses.into_iter().take(dps).collect(),
+            backend_host,
+            http: client(),
+            blue,
+            green,
+            base: Env::unique("bg"),
+        }
+    }
+
     async fn with(kong: StandIn) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("a client");
         let blue = Backend::start("blue", "v1").await.expect("blue backend");
         let green = Backend::start("green", "v2").await.expect("green backend");
         Self {
-            kong,
-            http,
+            control_plane: kong.admin_url(),
+            proxies: kong.data_planes().iter().map(|d| d.proxy_url()).collect(),
+            statuses: kong.data_planes().iter().map(|d| d.status_url()).collect(),
+            standin: Some(kong),
+            backend_host: "127.0.0.1".into(),
+            http: client(),
             blue,
             green,
+            base: Env::unique("bg"),
+        }
+    }
+
+    /// The stand-in. Panics against a real Kong: tests using it are ignored there
+    /// (`#[cfg_attr(any(real_kong, real_hybrid), ignore = "..")]`).
+    pub fn standin(&self) -> &StandIn {
+        self.standin
+            .as_ref()
+            .expect("not ignored, so this is the stand-in")
+    }
+
+    /// Whether this is the stand-in.
+    pub fn is_standin(&self) -> bool {
+        self.standin.is_some()
+    }
+
+    /// The control plane's Admin API URL.
+    pub fn admin_url(&self) -> &str {
+        &self.control_plane
+    }
+
+    /// How many data planes the test uses.
+    pub fn dp_count(&self) -> usize {
+        self.statuses.len()
+    }
+
+    /// Data plane `dp`'s Status API URL.
+    pub fn status_url(&self, dp: usize) -> &str {
+        &self.statuses[dp]
+    }
+
+    /// Data plane `dp`'s proxy URL.
+    pub fn proxy_url(&self, dp: usize) -> &str {
+        &self.proxies[dp]
+    }
+
+    /// Upstream `<base>-<suffix>`.
+    pub fn up(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.base)
+    }
+
+    /// The route's path.
+    pub fn path(&self) -> String {
+        format!("/{}", self.base)
+    }
+
+    /// The target under which Kong reaches `backend`.
+    pub fn target(&self, backend: &Backend) -> String {
+        format!("{}:{}", self.backend_host, backend.port())
+    }
+
+    /// Whether the control plane is Kong 3.x (`GET /` `version`).
+    pub async fn is_v3(&self) -> bool {
+        self.version().await.starts_with('3')
+    }
+
+    /// The control plane's version string (`GET /` `version`).
+    pub async fn version(&self) -> String {
+        self.admin("GET", "/", None).await.json["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Data plane `dp`'s node id (its row's `id` on the control plane): the stand-in's handle,
+    /// or the `node_id` its Status API reports with the health of `<base>-blue` (create the
+    /// upstream first).
+    pub async fn dp_id(&self, dp: usize) -> String {
+        if let Some(kong) = &self.standin {
+            return kong.data_plane(dp).id().to_owned();
+        }
+        let path = format!("/upstreams/{}/health", self.up("blue"));
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.status(dp, "GET", &path).await;
+            if let Some(node) = r.json["node_id"].as_str() {
+                return node.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "data plane {dp} never reported its node id: {:?}",
+                r.json
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -107,13 +243,13 @@ impl Hybrid {
 
     /// A control-plane Admin API request.
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let url = format!("{}{path}", self.kong.admin_url());
+        let url = format!("{}{path}", self.control_plane);
         self.send(method, &url, body).await
     }
 
     /// A request to data plane `dp`'s Status API.
     pub async fn status(&self, dp: usize, method: &str, path: &str) -> Resp {
-        let url = format!("{}{path}", self.kong.data_plane(dp).status_url());
+        let url = format!("{}{path}", self.statuses[dp]);
         self.send(method, &url, None).await
     }
 
@@ -127,7 +263,7 @@ impl Hybrid {
 
     /// The control plane's row for data plane `dp`.
     pub async fn row(&self, dp: usize) -> Value {
-        let id = self.kong.data_plane(dp).id().to_owned();
+        let id = self.dp_id(dp).await;
         let rows = self
             .admin("GET", "/clustering/data-planes", None)
             .await
@@ -141,9 +277,10 @@ impl Hybrid {
             .unwrap_or(Value::Null)
     }
 
-    /// The color data plane `dp`'s proxy serves on `/bg` (`None` when no backend answered).
+    /// The color data plane `dp`'s proxy serves on the route (`None` when no backend
+    /// answered).
     pub async fn color(&self, dp: usize) -> Option<String> {
-        let url = format!("{}/bg", self.kong.data_plane(dp).proxy_url());
+        let url = format!("{}{}", self.proxies[dp], self.path());
         let resp = self.http.get(url).send().await.ok()?;
         resp.headers()
             .get("x-color")
@@ -164,32 +301,37 @@ impl Hybrid {
         counts
     }
 
-    /// Creates upstreams `bg-blue` and `bg-green` (active checks every 0.2 s), one target each,
-    /// service `bg` → `bg-blue` and route `/bg`, then waits until every data plane serves blue.
+    /// Creates upstreams `<base>-blue` and `<base>-green` (active checks every 0.2 s), one
+    /// target each, service `<base>` → `<base>-blue` and route `/<base>`, then waits until
+    /// every data plane serves blue.
     pub async fn upstream_pair(&self) {
-        for (name, backend) in [("bg-blue", &self.blue), ("bg-green", &self.green)] {
+        for (name, backend) in [
+            (self.up("blue"), &self.blue),
+            (self.up("green"), &self.green),
+        ] {
             let up = self
-                .admin("POST", "/upstreams", Some(upstream_body(name)))
+                .admin("POST", "/upstreams", Some(upstream_body(&name)))
                 .await;
             assert_eq!(up.status, 201, "{:?}", up.json);
             let t = self
                 .admin(
                     "POST",
                     &format!("/upstreams/{name}/targets"),
-                    Some(json!({ "target": backend.addr().to_string(), "weight": 100 })),
+                    Some(json!({ "target": self.target(backend), "weight": 100 })),
                 )
                 .await;
             assert_eq!(t.status, 201, "{:?}", t.json);
         }
-        self.service_and_route("bg-blue").await;
-        self.wait_all_serve("blue", Duration::from_secs(15)).await;
+        self.service_and_route(&self.up("blue")).await;
+        self.wait_all_serve("blue", Duration::from_secs(20)).await;
     }
 
-    /// One upstream `bg-pool` with blue (weight 100) and green (weight 0), service `bg` on it
-    /// and route `/bg`; waits until every data plane serves blue.
+    /// One upstream `<base>-pool` with blue (weight 100) and green (weight 0), service
+    /// `<base>` on it and route `/<base>`; waits until every data plane serves blue.
     pub async fn weighted_pool(&self) {
+        let pool = self.up("pool");
         let up = self
-            .admin("POST", "/upstreams", Some(upstream_body("bg-pool")))
+            .admin("POST", "/upstreams", Some(upstream_body(&pool)))
             .await;
         assert_eq!(up.status, 201, "{:?}", up.json);
         for (backend, weight) in [(&self.blue, 100), (&self.green, 0)] {
@@ -197,9 +339,9 @@ impl Hybrid {
             let t = self
                 .admin(
                     "POST",
-                    "/upstreams/bg-pool/targets",
+                    &format!("/upstreams/{pool}/targets"),
                     Some(json!({
-                        "target": backend.addr().to_string(),
+                        "target": self.target(backend),
                         "weight": weight,
                         "tags": [tag],
                     })),
@@ -207,8 +349,8 @@ impl Hybrid {
                 .await;
             assert_eq!(t.status, 201, "{:?}", t.json);
         }
-        self.service_and_route("bg-pool").await;
-        self.wait_all_serve("blue", Duration::from_secs(15)).await;
+        self.service_and_route(&pool).await;
+        self.wait_all_serve("blue", Duration::from_secs(20)).await;
     }
 
     async fn service_and_route(&self, host: &str) {
@@ -216,23 +358,23 @@ impl Hybrid {
             .admin(
                 "POST",
                 "/services",
-                Some(json!({ "name": "bg", "host": host, "port": 80, "protocol": "http" })),
+                Some(json!({ "name": self.base, "host": host, "port": 80, "protocol": "http" })),
             )
             .await;
         assert_eq!(s.status, 201, "{:?}", s.json);
         let r = self
             .admin(
                 "POST",
-                "/services/bg/routes",
-                Some(json!({ "name": "bg", "paths": ["/bg"] })),
+                &format!("/services/{}/routes", self.base),
+                Some(json!({ "name": self.base, "paths": [self.path()] })),
             )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.json);
     }
 
-    /// Waits until every running data plane's proxy serves `color` on `/bg`.
+    /// Waits until every running data plane's proxy serves `color` on the route.
     pub async fn wait_all_serve(&self, color: &str, timeout: Duration) {
-        for dp in 0..self.kong.data_planes().len() {
+        for dp in 0..self.dp_count() {
             let ok = Env::wait_until(timeout, || async {
                 self.color(dp).await.as_deref() == Some(color)
             })
@@ -246,7 +388,7 @@ impl Hybrid {
     pub async fn wait_settled(&self, timeout: Duration) {
         let ok = Env::wait_until(timeout, || async {
             let mut hashes = Vec::new();
-            for dp in 0..self.kong.data_planes().len() {
+            for dp in 0..self.dp_count() {
                 let h = self.dp_hash(dp).await;
                 if self.row(dp).await["config_hash"] != h.as_str() {
                     return false;
@@ -269,14 +411,14 @@ impl Hybrid {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
-            {
-                let mut quiet = true;
-                for dp in 0..self.kong.data_planes().len() {
-                    let seen = self.row(dp).await["last_seen"].as_u64().unwrap_or(now);
-                    quiet &= now.saturating_sub(seen) > for_at_least.as_secs() + 1;
-                }
-                quiet
-            }
+            let rows = self
+                .admin("GET", "/clustering/data-planes", None)
+                .await
+                .json;
+            rows["data"].as_array().into_iter().flatten().all(|row| {
+                let seen = row["last_seen"].as_u64().unwrap_or(now);
+                now.saturating_sub(seen) > for_at_least.as_secs() + 1
+            })
         })
         .await;
         assert!(ok.is_some(), "the data planes never went quiet");
@@ -293,4 +435,12 @@ pub fn upstream_body(name: &str) -> Value {
             "unhealthy": { "interval": 0.2, "http_failures": 1, "tcp_failures": 1, "timeouts": 1 }
         } }
     })
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client")
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::admin::{KongClient, ListParams, TagFilter};
+use crate::admin::{ListParams, TagFilter};
 use crate::model::Mode;
 use crate::state::{DeploymentStatus, Event, EventKind, IntentPart, LeaseRequest, StateLog};
 
@@ -29,7 +29,7 @@ use super::super::report::{
     RollbackReport,
 };
 use super::super::request::{SwitchRequest, SwitchTarget};
-use super::super::snapshot::{Prepared, parse_declarative};
+use super::super::snapshot::Prepared;
 use super::{Engine, live_message, moves_routes, ms, steps_to_undo};
 
 /// Services per intent event. A Firestore document holds at most 1 MiB, and an event that
@@ -46,6 +46,8 @@ struct Done {
     /// Steps applied and read back.
     applied: usize,
     stopped: Option<Stopped>,
+    /// Why its write was refused with nothing written, if it was (see `Applied::refused`).
+    refused: Option<String>,
 }
 
 /// Distinct gate outcomes, counted.
@@ -246,11 +248,9 @@ impl<L: StateLog> Engine<L> {
         };
         let node = first.node.clone();
 
-        // A DB-less node takes the whole batch as one `POST /config`: atomic, and the only
-        // way, since each service's own document would overwrite the others'.
+        // A DB-less node takes the whole batch as one `POST /config`: one edit of the
+        // configuration for every service, atomic.
         let plans: Vec<Plan> = if node.mode == Mode::DbLess {
-            report.reads.round(1);
-            let doc = parse_declarative(self.client.get_config().await?)?;
             let changes: Vec<StagedChange> = active
                 .iter()
                 .flat_map(|p| p.changes.iter().cloned())
@@ -259,8 +259,7 @@ impl<L: StateLog> Engine<L> {
             combined.to = first.plan.to.clone();
             combined.stages = first.plan.stages.clone();
             combined.declarative = true;
-            combined.steps =
-                render_declarative_steps(&changes, &doc, KongClient::post_config_request)?;
+            combined.steps = render_declarative_steps(&changes);
             vec![combined]
         } else {
             active.into_iter().map(|p| p.plan).collect()
@@ -317,7 +316,7 @@ impl<L: StateLog> Engine<L> {
         let mut applying = futures::stream::iter(plans.iter().enumerate())
             .map(|(index, plan)| async move {
                 let applied = apply::apply_plan(
-                    &self.client,
+                    &self.writer(&req.actor),
                     plan,
                     &self.cancel,
                     self.progress.as_ref(),
@@ -342,6 +341,7 @@ impl<L: StateLog> Engine<L> {
                 index,
                 applied: applied.applied,
                 stopped: applied.stopped,
+                refused: applied.refused,
             });
         }
         drop(applying);
@@ -432,7 +432,14 @@ impl<L: StateLog> Engine<L> {
                 };
                 let watch = self.rollback_watch().await;
                 let mut restored = self
-                    .undo_or_inconsistent(key, &reason, &groups, parallelism, &mut report.writes)
+                    .undo_or_inconsistent(
+                        &req.actor,
+                        key,
+                        &reason,
+                        &groups,
+                        parallelism,
+                        &mut report.writes,
+                    )
                     .await?;
                 let uncertain: Vec<Vec<RestoreItem>> = done
                     .iter()
@@ -476,6 +483,12 @@ impl<L: StateLog> Engine<L> {
                 };
                 report.message =
                     format!("{reason}; every service of the batch is back on its old side");
+                if let Some(refused) = done.iter().find_map(|d| d.refused.clone()) {
+                    return Err(Error::ConfigChanged {
+                        target: key.to_owned(),
+                        message: format!("{refused}; {}", report.message),
+                    });
+                }
                 report.rollback = Some(RollbackReport {
                     cause: stopped.cause,
                     reason,

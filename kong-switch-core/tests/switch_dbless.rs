@@ -45,9 +45,10 @@ async fn a_dbless_switch_posts_its_edit_and_its_rollback_keeps_a_change_made_mea
     assert_eq!(posted["upstreams"], original["upstreams"]);
     assert_eq!(
         report.undo[0].to_string(),
-        "POST /config",
-        "the undo is an edit, made at write time, not a saved document"
+        "POST /config (service orders: host orders-green → orders-blue)",
+        "the undo is an edit, made at write time, not a saved document; it says what it changes"
     );
+    assert!(report.undo[0].body.is_none());
     assert_eq!(
         report.steps[0].description,
         "service orders: host orders-blue → orders-green"

@@ -1158,8 +1158,15 @@ mod tests {
         let changes = upstream_changes(&svc, "orders-green");
         let steps = render_declarative_steps(&changes);
         assert_eq!(steps.len(), 1);
-        assert_eq!(steps[0].request.to_string(), "POST /config");
-        assert_eq!(steps[0].undo.to_string(), "POST /config");
+        assert_eq!(
+            steps[0].request.to_string(),
+            "POST /config (service orders: host orders-blue → orders-green)"
+        );
+        assert_eq!(
+            steps[0].undo.to_string(),
+            "POST /config (service orders: host orders-green → orders-blue)"
+        );
+        assert!(steps[0].request.body.is_none() && steps[0].undo.body.is_none());
         assert_eq!(steps[0].edit, edit_of(&changes));
         assert_eq!(
             steps[0].description,

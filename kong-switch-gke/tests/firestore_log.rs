@@ -11,8 +11,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    Color, DeploymentStatus, Error as StateError, Event, EventKind, LeaseRequest, StateLog,
-    conformance,
+    Color, DeploymentStatus, Error as StateError, Event, EventKind, LeaseRequest, LeaseState,
+    StateLog, conformance,
 };
 use kong_switch_gke::{FirestoreEndpoint, FirestoreLog, FirestoreUrl};
 use support::emulator::Emulator;
@@ -66,6 +66,11 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
     check!(concurrent_acquires_have_exactly_one_winner);
     check!(concurrent_appends_get_distinct_sequence_numbers);
     check!(holder_can_append_while_holding_the_lease);
+    check!(renew_extends_the_lease_and_lease_shows_the_holder);
+    check!(an_abandoned_lease_is_taken_over_and_the_takeover_recorded);
+    check!(a_renewed_lease_outlives_its_expiry_and_is_never_taken_over);
+    check!(break_lease_is_refused_while_renewals_arrive);
+    check!(break_lease_takes_over_an_unrenewed_lease_and_records_it);
     {
         let host = host.clone();
         let collection = collection.clone();
@@ -146,7 +151,7 @@ async fn expired_lease_is_taken_over(log: &FirestoreLog) {
         ))
         .await
         .expect("an expired lease is taken over");
-    assert_eq!(fresh.lease().holder, "bob@host (pid 2)");
+    assert_eq!(fresh.lease().holder.to_string(), "bob@host (pid 2)");
     assert_ne!(fresh.lease().token, stale.lease().token);
     log.release(fresh).await.expect("release");
 }
@@ -219,7 +224,7 @@ async fn target_document_tracks_the_current_state(log: &FirestoreLog) {
     assert_eq!(state.sides["green"].status, Some(DeploymentStatus::Active));
     assert_eq!(state.sides["green"].version.as_deref(), Some("2.0.0"));
     assert_eq!(state.sides["blue"].status, Some(DeploymentStatus::Idle));
-    assert!(state.lease.is_none());
+    assert_eq!(state.lease, LeaseState::Free);
 }
 
 /// Separate clients (as separate processes would be) racing for one lease: one winner.

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
-use kong_switch_core::state::{Event, StateLog};
+use chrono::{DateTime, SecondsFormat, Utc};
+use kong_switch_core::state::{Event, Lease, LeaseState, StateLog};
 use kong_switch_core::switch::{Drift, DriftState, Engine};
 use serde::Serialize;
 
@@ -25,6 +26,9 @@ pub struct StatusReport {
     pub kong_view: ServiceStatus,
     /// The last event logged for the service, if any.
     pub last_event: Option<Event>,
+    /// The lease on the service: free, held (by whom, last renewed when), abandoned (its
+    /// holder stopped renewing it) or unreadable.
+    pub lease: LeaseState,
     /// The log compared with Kong.
     pub drift: Drift,
 }
@@ -52,6 +56,7 @@ pub async fn run(
         })?;
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
+    let lease = log.lease(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
     let exit = match drift.state {
         DriftState::NoHistory | DriftState::InSync => Exit::Ok,
@@ -60,6 +65,7 @@ pub async fn run(
     printer.print(&StatusReport {
         kong_view,
         last_event,
+        lease,
         drift,
     })?;
     Ok(exit)
@@ -72,6 +78,7 @@ impl Render for StatusReport {
             Some(e) => writeln!(out, "last event: {}", event_line(e))?,
             None => writeln!(out, "last event: none recorded")?,
         }
+        writeln!(out, "lease: {}", lease_line(&self.lease, Utc::now()))?;
         let verdict = match self.drift.state {
             DriftState::NoHistory => "nothing recorded to compare",
             DriftState::InSync => "Kong matches the log",
@@ -96,6 +103,44 @@ impl Render for StatusReport {
         }
         Ok(())
     }
+}
+
+/// One line on the lease: who holds it and when it last renewed, or that it was abandoned
+/// and by which run.
+fn lease_line(state: &LeaseState, now: DateTime<Utc>) -> String {
+    match state {
+        LeaseState::Free => "free".to_owned(),
+        LeaseState::Held { lease } => format!(
+            "held by {}; last renewed {} ({} ago), expires {}",
+            lease.holder,
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Abandoned { lease } => format!(
+            "ABANDONED by {} (run {}): last renewed {} ({} ago), expired {}; the next run or rollback takes it over",
+            lease.holder,
+            lease
+                .holder
+                .run_id
+                .map_or_else(|| "unknown".to_owned(), |r| r.to_string()),
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Unreadable { reason } => format!(
+            "held by an unknown holder: {reason} (`--break-lease` takes it over if it does not change while watched)"
+        ),
+    }
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn ago(lease: &Lease, now: DateTime<Utc>) -> String {
+    let secs = (now - lease.renewed_at).num_seconds().max(0);
+    humantime::format_duration(std::time::Duration::from_secs(secs.unsigned_abs())).to_string()
 }
 
 fn render_kong_view(view: &ServiceStatus, out: &mut dyn Write) -> io::Result<()> {

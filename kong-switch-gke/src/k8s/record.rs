@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    Color, DeploymentStatus, Event, EventKind, LeaseGuard, LeaseRequest, StateLog,
+    Color, DeploymentStatus, Event, EventKind, LeaseGuard, LeaseRequest, StateLog, record_takeover,
 };
 use uuid::Uuid;
 
@@ -48,16 +48,22 @@ impl<'a, L: StateLog> Recorder<'a, L> {
         Recorder { log, base }
     }
 
-    /// Takes the lease on the target for `ttl`.
+    /// Takes the lease on the target for `ttl`, recording a takeover of an expired lease.
     pub(crate) async fn lease(&self, ttl: Duration) -> Result<LeaseGuard> {
-        Ok(self
+        let guard = self
             .log
             .acquire(LeaseRequest::new(
                 &self.base.target,
                 self.base.actor.clone().unwrap_or_default(),
                 ttl,
             ))
-            .await?)
+            .await?;
+        if let Err(err) = record_takeover(&self.log, &guard).await {
+            // Unrecorded, the takeover must not stand.
+            self.log.release(guard).await?;
+            return Err(err.into());
+        }
+        Ok(guard)
     }
 
     /// Gives the lease back.

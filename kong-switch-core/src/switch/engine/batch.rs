@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::admin::{KongClient, ListParams, TagFilter};
 use crate::model::Mode;
 use crate::state::{
-    DeploymentStatus, Event, EventKind, Intent, IntentPart, LeaseRequest, StateLog,
+    DeploymentStatus, Event, EventKind, Intent, IntentPart, StateLog,
 };
 
 use super::super::apply::{self, Stopped};
@@ -86,24 +86,24 @@ impl<L: StateLog> Engine<L> {
             ));
         };
         let key = req.target.key();
-        let lease = if req.dry_run {
-            None
-        } else {
-            Some(
-                self.log
-                    .acquire(LeaseRequest::new(
-                        key.clone(),
-                        req.actor.clone(),
-                        req.lease_ttl,
-                    ))
-                    .await?,
-            )
-        };
-        let result = self.batch_locked(req, tags, &key).await;
-        if let Some(lease) = lease {
-            self.release(lease).await;
+        let run_id = Uuid::new_v4();
+        if req.dry_run {
+            return self.batch_locked(req, tags, &key, run_id).await;
         }
-        result
+        let mut lease = self
+            .take_lease(&key, &req.actor, req.lease_ttl, run_id)
+            .await?;
+        let run = self.leased_run(&lease);
+        let result = lease
+            .hold(run.batch_locked(req, tags, &key, run_id))
+            .await;
+        let lost = self.give_back(lease).await;
+        result.map(|mut report| {
+            if let Some(why) = lost {
+                report.message = format!("lease lost ({why}); {}", report.message);
+            }
+            report
+        })
     }
 
     async fn batch_locked(
@@ -111,6 +111,7 @@ impl<L: StateLog> Engine<L> {
         req: &SwitchRequest,
         tags: &[String],
         key: &str,
+        run_id: Uuid,
     ) -> Result<BatchReport> {
         let started = Instant::now();
         let parallelism = req.parallelism.max(1);
@@ -288,7 +289,6 @@ impl<L: StateLog> Engine<L> {
         let watch = self.hybrid_watch(&node).await?;
 
         // Intend, in parts, all before the first write.
-        let run_id = Uuid::new_v4();
         report.run_id = Some(run_id);
         let base = req.attributes.stamp(
             Event::new(key, EventKind::Intent)

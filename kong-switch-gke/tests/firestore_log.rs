@@ -99,6 +99,29 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
     {
         let log = log.clone();
         checks.push((
+            "a_holder_whose_lease_was_taken_over_cannot_renew_it",
+            Box::pin(async move { a_holder_whose_lease_was_taken_over_cannot_renew_it(&log).await }),
+        ));
+    }
+    {
+        let log = log.clone();
+        let host = host.clone();
+        let collection = collection.clone();
+        checks.push((
+            "an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken",
+            Box::pin(async move {
+                an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken(
+                    &log,
+                    &host,
+                    &collection,
+                )
+                .await;
+            }),
+        ));
+    }
+    {
+        let log = log.clone();
+        checks.push((
             "target_document_tracks_the_current_state",
             Box::pin(async move { target_document_tracks_the_current_state(&log).await }),
         ));
@@ -191,6 +214,124 @@ async fn stale_release_does_not_free_the_new_holder(log: &FirestoreLog) {
         other => panic!("expected the new holder to keep the lease, got {other:?}"),
     }
     log.release(current).await.expect("release");
+}
+
+/// A holder whose lease expired and was taken over learns it at its next renewal, and an
+/// append by the new holder leaves the lease alone.
+async fn a_holder_whose_lease_was_taken_over_cannot_renew_it(log: &FirestoreLog) {
+    let target = fresh("lost");
+    let mut stale = log
+        .acquire(
+            LeaseRequest::new(&target, "stalled@host", Duration::from_secs(600))
+                .renewed(Duration::from_millis(100), Duration::from_millis(300)),
+        )
+        .await
+        .expect("first acquire");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let current = log
+        .acquire(LeaseRequest::new(&target, "new@host", Duration::from_secs(600)))
+        .await
+        .expect("takeover of the expired lease");
+    assert_eq!(
+        current.takeover().map(|t| t.cause),
+        Some(kong_switch_core::state::TakeoverCause::Expired)
+    );
+    log.append(Event::new(&target, EventKind::Status))
+        .await
+        .expect("append");
+    match log.renew(&mut stale, Duration::from_secs(1)).await {
+        Err(StateError::LeaseLost { reason, .. }) => {
+            assert!(reason.contains("new@host"), "names the new holder: {reason}");
+        }
+        other => panic!("renewing a lease taken over: expected LeaseLost, got {other:?}"),
+    }
+    match log.lease(&target).await.expect("lease") {
+        LeaseState::Held { lease } => assert_eq!(lease.token, current.lease().token),
+        other => panic!("the append left the lease alone: {other:?}"),
+    }
+    log.release(current).await.expect("release");
+}
+
+/// Writes `lease` (a Firestore REST value) into the target document, as another version
+/// of kong-switch (or a broken write) would.
+async fn write_raw_lease(host: &str, collection: &str, target: &str, lease: serde_json::Value) {
+    let url = format!(
+        "http://{host}/v1/projects/kong-switch-test/databases/(default)/documents/{collection}/{target}?updateMask.fieldPaths=lease&updateMask.fieldPaths=target"
+    );
+    let body = serde_json::json!({
+        "fields": {"lease": lease, "target": {"stringValue": target}}
+    });
+    let response = reqwest::Client::new()
+        .patch(url)
+        .bearer_auth("owner")
+        .json(&body)
+        .send()
+        .await
+        .expect("reach the emulator");
+    assert!(
+        response.status().is_success(),
+        "raw write: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// A lease record this version cannot read (a newer version, a broken shape) is held by
+/// an unknown holder: never free, shown as unreadable, and taken over only by a break that
+/// saw it unchanged, which is recorded.
+async fn an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken(
+    log: &FirestoreLog,
+    host: &str,
+    collection: &str,
+) {
+    use kong_switch_core::state::{LeaseKeeper, TakeoverCause};
+    use serde_json::json;
+
+    for (case, raw) in [
+        (
+            "newer",
+            json!({"mapValue": {"fields": {"version": {"integerValue": "2"}}}}),
+        ),
+        ("not-a-map", json!({"stringValue": "alice"})),
+    ] {
+        let target = fresh(case);
+        write_raw_lease(host, collection, &target, raw).await;
+        let err = log
+            .acquire(LeaseRequest::new(&target, "bob", Duration::from_secs(600)))
+            .await
+            .expect_err("an unreadable lease is never free");
+        assert!(err.is_lease_held(), "{case}: {err}");
+        assert!(
+            err.lease_holder()
+                .is_some_and(|h| h.starts_with("an unknown holder")),
+            "{case}: {err}"
+        );
+        assert!(
+            matches!(
+                log.lease(&target).await.expect("lease"),
+                LeaseState::Unreadable { .. }
+            ),
+            "{case}: status shows it unreadable"
+        );
+        let request = LeaseRequest::new(&target, "breaker", Duration::from_secs(600))
+            .renewed(Duration::from_millis(200), Duration::from_secs(1));
+        let keeper = LeaseKeeper::acquire(
+            log,
+            request,
+            true,
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("a break of an unchanged unreadable record");
+        let recorded = log
+            .last_of(&target, &[EventKind::LeaseTakenOver])
+            .await
+            .expect("read")
+            .and_then(|e| e.takeover)
+            .expect("the break is recorded");
+        assert_eq!(recorded.cause, TakeoverCause::Broken, "{case}");
+        assert!(recorded.previous.is_none(), "{case}");
+        keeper.release().await.expect("release");
+    }
 }
 
 /// The target document carries the active side and each side's status.

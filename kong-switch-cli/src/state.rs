@@ -95,3 +95,32 @@ pub fn lease_policy(args: &LeaseArgs, lease_ttl: Duration) -> Result<LeasePolicy
     }
     Ok(policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(renew: u64, expiry: u64) -> LeaseArgs {
+        LeaseArgs {
+            lease_renew_every: Duration::from_secs(renew),
+            lease_expiry: Duration::from_secs(expiry),
+            break_lease: false,
+        }
+    }
+
+    #[test]
+    fn lease_settings_are_checked_naming_the_flag() {
+        let ttl = Duration::from_secs(900);
+        assert!(lease_policy(&args(10, 30), ttl).is_ok());
+        for (renew, expiry, ttl, flag) in [
+            (20, 30, 900, "--lease-renew-every"),
+            (0, 30, 900, "--lease-renew-every"),
+            (10, 60, 30, "--lease-expiry"),
+        ] {
+            match lease_policy(&args(renew, expiry), Duration::from_secs(ttl)) {
+                Err(CliError::Usage(message)) => assert!(message.contains(flag), "{message}"),
+                other => panic!("{renew}/{expiry}/{ttl}: expected a usage error, got {other:?}"),
+            }
+        }
+    }
+}

@@ -69,7 +69,9 @@ impl Ks {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("the kong-switch binary runs")
+        self.command(args)
+            .output()
+            .expect("the kong-switch binary runs")
     }
 
     /// `args` with `--output json`: the exit code and the JSON on stdout.
@@ -233,7 +235,11 @@ async fn a_killed_shift_leaves_a_lease_that_rollback_takes_over_within_the_expir
         took < EXPIRY + Duration::from_secs(8),
         "rollback succeeded {took:?} after the kill"
     );
-    assert_eq!(green_weight(&kong).await, 0, "blue has all the traffic again");
+    assert_eq!(
+        green_weight(&kong).await,
+        0,
+        "blue has all the traffic again"
+    );
 
     // The log: intent, step, the takeover (who from whom), rolled_back.
     let history = log.history("orders").await.expect("history");
@@ -252,7 +258,11 @@ async fn a_killed_shift_leaves_a_lease_that_rollback_takes_over_within_the_expir
     let takeover = history.events[2].takeover.as_ref().expect("takeover");
     assert_eq!(takeover.cause, TakeoverCause::Expired);
     let previous = takeover.previous.as_ref().expect("the previous lease");
-    assert_eq!(previous.holder.pid, Some(pid), "taken over from the killed run");
+    assert_eq!(
+        previous.holder.pid,
+        Some(pid),
+        "taken over from the killed run"
+    );
     assert_eq!(previous.holder.run_id, history.events[0].run_id);
     assert_eq!(
         takeover.by.run_id, history.events[3].run_id,

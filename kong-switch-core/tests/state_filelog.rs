@@ -429,15 +429,18 @@ async fn a_live_holder_cannot_have_its_file_lease_broken() {
         .acquire(LeaseRequest::new("orders", "alice", TTL))
         .await
         .expect("acquire");
-    let breaking = LeaseRequest::new("orders", "bob", TTL).breaking(
-        kong_switch_core::state::BreakOf::Lease {
+    let breaking =
+        LeaseRequest::new("orders", "bob", TTL).breaking(kong_switch_core::state::BreakOf::Lease {
             token: guard.lease().token,
             renewed_at: guard.lease().renewed_at,
-        },
-    );
-    let err = log.acquire(breaking).await.expect_err("the OS lock is held");
+        });
+    let err = log
+        .acquire(breaking)
+        .await
+        .expect_err("the OS lock is held");
     assert!(
-        err.to_string().contains("cannot be broken while its process runs"),
+        err.to_string()
+            .contains("cannot be broken while its process runs"),
         "{err}"
     );
     log.release(guard).await.expect("release");

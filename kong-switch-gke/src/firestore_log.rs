@@ -684,7 +684,9 @@ impl FirestoreLog {
                                 "it is now held by {} (taken over or broken)",
                                 current.holder
                             )),
-                            Some(Err(reason)) => Some(format!("its record is unreadable ({reason})")),
+                            Some(Err(reason)) => {
+                                Some(format!("its record is unreadable ({reason})"))
+                            }
                             None => Some("it was released or taken over and given back".to_owned()),
                         };
                         if let Some(reason) = lost {
@@ -942,7 +944,9 @@ fn read_lease(doc: &firestore::FirestoreDocument) -> Option<Result<Lease, String
         return None;
     }
     let record = match FirestoreDb::deserialize_doc_to::<LeaseField>(doc) {
-        Ok(LeaseField { lease: Some(record) }) => record,
+        Ok(LeaseField {
+            lease: Some(record),
+        }) => record,
         Ok(LeaseField { lease: None }) => return None,
         Err(err) => return Some(Err(format!("unreadable lease record: {err}"))),
     };
@@ -1409,7 +1413,7 @@ mod tests {
         retired.seq = 3;
         doc.record(&retired);
 
-        let state = doc.into_state();
+        let state = doc.into_state(LeaseState::Free);
         assert_eq!(state.last_seq, 3);
         assert_eq!(state.active_color.as_deref(), Some("green"));
         assert_eq!(state.sides["green"].status, Some(DeploymentStatus::Active));

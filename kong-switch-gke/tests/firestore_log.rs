@@ -100,7 +100,9 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
         let log = log.clone();
         checks.push((
             "a_holder_whose_lease_was_taken_over_cannot_renew_it",
-            Box::pin(async move { a_holder_whose_lease_was_taken_over_cannot_renew_it(&log).await }),
+            Box::pin(
+                async move { a_holder_whose_lease_was_taken_over_cannot_renew_it(&log).await },
+            ),
         ));
     }
     {
@@ -229,7 +231,11 @@ async fn a_holder_whose_lease_was_taken_over_cannot_renew_it(log: &FirestoreLog)
         .expect("first acquire");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let current = log
-        .acquire(LeaseRequest::new(&target, "new@host", Duration::from_secs(600)))
+        .acquire(LeaseRequest::new(
+            &target,
+            "new@host",
+            Duration::from_secs(600),
+        ))
         .await
         .expect("takeover of the expired lease");
     assert_eq!(
@@ -241,7 +247,10 @@ async fn a_holder_whose_lease_was_taken_over_cannot_renew_it(log: &FirestoreLog)
         .expect("append");
     match log.renew(&mut stale, Duration::from_secs(1)).await {
         Err(StateError::LeaseLost { reason, .. }) => {
-            assert!(reason.contains("new@host"), "names the new holder: {reason}");
+            assert!(
+                reason.contains("new@host"),
+                "names the new holder: {reason}"
+            );
         }
         other => panic!("renewing a lease taken over: expected LeaseLost, got {other:?}"),
     }

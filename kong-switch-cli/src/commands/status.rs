@@ -2,10 +2,10 @@
 
 use std::io::{self, Write};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
-use chrono::{DateTime, SecondsFormat, Utc};
 use kong_switch_core::state::{Event, Lease, LeaseState, StateLog};
 use kong_switch_core::switch::{Drift, DriftState, Engine};
 use serde::Serialize;
@@ -210,5 +210,66 @@ fn list_or_dash(items: &[String]) -> String {
         "-".to_owned()
     } else {
         items.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
+    use kong_switch_core::state::{LeaseHolder, LeaseRequest};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn lease(run: Uuid) -> Lease {
+        let holder = LeaseHolder::new("alice@vm")
+            .with_host("vm")
+            .with_pid(4242)
+            .with_run_id(run);
+        Lease::grant(
+            &LeaseRequest::new("orders", holder, Duration::from_secs(900))
+                .renewed(Duration::from_secs(10), Duration::from_secs(30)),
+        )
+    }
+
+    #[test]
+    fn the_lease_line_names_the_holder_its_last_renewal_and_an_abandoned_run() {
+        let run = Uuid::new_v4();
+        let lease = lease(run);
+        let now = lease.renewed_at + TimeDelta::seconds(12);
+        let run = run.to_string();
+        let cases = [
+            (LeaseState::Free, vec!["free"]),
+            (
+                LeaseState::Held {
+                    lease: lease.clone(),
+                },
+                vec![
+                    "held by alice@vm (pid 4242 on vm",
+                    "last renewed",
+                    "(12s ago)",
+                ],
+            ),
+            (
+                LeaseState::Abandoned {
+                    lease: lease.clone(),
+                },
+                vec!["ABANDONED by alice@vm", run.as_str(), "takes it over"],
+            ),
+            (
+                LeaseState::Unreadable {
+                    reason: "lease record version 2".into(),
+                },
+                vec!["unknown holder", "lease record version 2", "--break-lease"],
+            ),
+        ];
+        for (state, wanted) in cases {
+            let line = lease_line(&state, now);
+            for part in wanted {
+                assert!(line.contains(part), "{part:?} missing from {line:?}");
+            }
+        }
     }
 }

@@ -443,8 +443,9 @@ pub async fn renew_extends_the_lease_and_lease_shows_the_holder(log: &impl State
     assert_eq!(renewed.token, granted.token, "renewal keeps the token");
     assert!(renewed.renewed_at > granted.renewed_at, "{renewed:?}");
     assert!(
-        renewed.expires_at >= renewed.renewed_at + chrono::TimeDelta::seconds(5)
-            - chrono::TimeDelta::milliseconds(1),
+        renewed.expires_at
+            >= renewed.renewed_at + chrono::TimeDelta::seconds(5)
+                - chrono::TimeDelta::milliseconds(1),
         "renewal expires `expiry` after it: {renewed:?}"
     );
     match lease_state(log, &target).await {
@@ -516,9 +517,18 @@ pub async fn an_abandoned_lease_is_taken_over_and_the_takeover_recorded(log: &im
         .iter()
         .filter(|e| e.kind == EventKind::LeaseTakenOver)
         .collect();
-    assert_eq!(recorded.len(), 1, "one takeover recorded: {:?}", history.events);
+    assert_eq!(
+        recorded.len(),
+        1,
+        "one takeover recorded: {:?}",
+        history.events
+    );
     let event = recorded[0];
-    assert_eq!(event.run_id, Some(run), "the takeover belongs to the new run");
+    assert_eq!(
+        event.run_id,
+        Some(run),
+        "the takeover belongs to the new run"
+    );
     assert_eq!(event.actor.as_deref(), Some("rescuer"));
     let Some(takeover) = &event.takeover else {
         panic!("the takeover event carries the takeover: {event:?}");

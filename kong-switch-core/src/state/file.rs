@@ -168,22 +168,16 @@ impl StateLog for FileLog {
         self.blocking(move |dir| acquire(dir, &request))
     }
 
-    fn renew(
-        &self,
-        guard: &mut LeaseGuard,
-        expiry: Duration,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            let renewed = guard.lease().renewed(chrono::Utc::now(), expiry);
-            let (mut file, path) = held_file(guard)?;
-            let record = renewed.clone();
-            // The OS lock is the guard's for as long as it lives: only the record changes.
-            tokio::task::spawn_blocking(move || write_record(&mut file, &path, &record))
-                .await
-                .map_err(Error::Task)??;
-            guard.set_lease(renewed);
-            Ok(())
-        }
+    async fn renew(&self, guard: &mut LeaseGuard, expiry: Duration) -> Result<()> {
+        let renewed = guard.lease().renewed(chrono::Utc::now(), expiry);
+        let (mut file, path) = held_file(guard)?;
+        let record = renewed.clone();
+        // The OS lock is the guard's for as long as it lives: only the record changes.
+        tokio::task::spawn_blocking(move || write_record(&mut file, &path, &record))
+            .await
+            .map_err(Error::Task)??;
+        guard.set_lease(renewed);
+        Ok(())
     }
 
     fn lease(&self, target: &str) -> impl Future<Output = Result<LeaseState>> + Send {

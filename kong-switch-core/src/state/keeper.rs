@@ -70,7 +70,13 @@ impl LeasePolicy {
 
     /// The request for a lease on `target` by `actor` for the run `run_id`, lasting at most
     /// `ttl`, by this process.
-    pub fn request(&self, target: &str, actor: &str, ttl: Duration, run_id: uuid::Uuid) -> LeaseRequest {
+    pub fn request(
+        &self,
+        target: &str,
+        actor: &str,
+        ttl: Duration,
+        run_id: uuid::Uuid,
+    ) -> LeaseRequest {
         let mut holder = LeaseHolder::new(actor)
             .with_pid(std::process::id())
             .with_run_id(run_id);
@@ -393,14 +399,20 @@ mod tests {
             .await
             .expect("acquire");
         let waited = keeper
-            .hold(run_until_stopped(keeper.stop_token(), Duration::from_secs(5)))
+            .hold(run_until_stopped(
+                keeper.stop_token(),
+                Duration::from_secs(5),
+            ))
             .await;
         assert!(
             waited < Duration::from_millis(400),
             "stopped within the expiry, before the lease lapsed: {waited:?}"
         );
         let why = keeper.lost().expect("lost").to_owned();
-        assert!(why.contains("cannot renew") && why.contains("unreachable"), "{why}");
+        assert!(
+            why.contains("cannot renew") && why.contains("unreachable"),
+            "{why}"
+        );
         let lost = log
             .last_of("orders", &[EventKind::LeaseLost])
             .await
@@ -408,7 +420,9 @@ mod tests {
             .expect("the loss is logged");
         assert_eq!(lost.run_id, Some(run));
         assert!(
-            lost.reason.as_deref().is_some_and(|r| r.contains("interrupted path")),
+            lost.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("interrupted path")),
             "{lost:?}"
         );
         keeper.release().await.expect("release");
@@ -427,7 +441,10 @@ mod tests {
             .await
             .expect("acquire");
         let waited = keeper
-            .hold(run_until_stopped(keeper.stop_token(), Duration::from_secs(5)))
+            .hold(run_until_stopped(
+                keeper.stop_token(),
+                Duration::from_secs(5),
+            ))
             .await;
         assert!(waited < Duration::from_millis(700), "{waited:?}");
         let why = keeper.lost().expect("lost");
@@ -438,20 +455,22 @@ mod tests {
     #[tokio::test]
     async fn a_renewing_run_keeps_its_lease_past_its_expiry() {
         let (_dir, log) = flaky(false);
-        let request = policy(50, 200).request(
-            "orders",
-            "alice",
-            Duration::from_secs(60),
-            Uuid::new_v4(),
-        );
+        let request =
+            policy(50, 200).request("orders", "alice", Duration::from_secs(60), Uuid::new_v4());
         let mut keeper = LeaseKeeper::acquire(&log, request, false, &CancellationToken::new())
             .await
             .expect("acquire");
         let granted = keeper.lease().expires_at;
         let waited = keeper
-            .hold(run_until_stopped(keeper.stop_token(), Duration::from_millis(700)))
+            .hold(run_until_stopped(
+                keeper.stop_token(),
+                Duration::from_millis(700),
+            ))
             .await;
-        assert!(waited >= Duration::from_millis(700), "never stopped: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(700),
+            "never stopped: {waited:?}"
+        );
         assert!(keeper.lost().is_none());
         assert!(keeper.lease().expires_at > granted, "renewed");
         keeper.release().await.expect("release");
@@ -459,8 +478,17 @@ mod tests {
 
     #[test]
     fn policies_with_renewals_not_well_inside_the_expiry_are_refused() {
-        for (renew_ms, expiry_ms, ok) in [(10_000, 30_000, true), (15_000, 30_000, true), (20_000, 30_000, false), (0, 30_000, false)] {
-            assert_eq!(policy(renew_ms, expiry_ms).validate().is_ok(), ok, "{renew_ms}/{expiry_ms}");
+        for (renew_ms, expiry_ms, ok) in [
+            (10_000, 30_000, true),
+            (15_000, 30_000, true),
+            (20_000, 30_000, false),
+            (0, 30_000, false),
+        ] {
+            assert_eq!(
+                policy(renew_ms, expiry_ms).validate().is_ok(),
+                ok,
+                "{renew_ms}/{expiry_ms}"
+            );
         }
     }
 }

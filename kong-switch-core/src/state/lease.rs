@@ -306,7 +306,11 @@ impl LeaseRequest {
     /// A request whose holder is `who` as this process: `alice@host (pid 4242)`.
     /// The caller supplies `who` (core reads no environment).
     pub fn for_this_process(target: impl Into<String>, who: &str, ttl: Duration) -> Self {
-        LeaseRequest::new(target, LeaseHolder::new(who).with_pid(std::process::id()), ttl)
+        LeaseRequest::new(
+            target,
+            LeaseHolder::new(who).with_pid(std::process::id()),
+            ttl,
+        )
     }
 
     /// The same request for a lease renewed every `renew_every`, expiring `expiry` after
@@ -384,22 +388,26 @@ impl fmt::Display for Takeover {
                 "{} took over the lease of {}: it expired at {} (last renewed {})",
                 self.by,
                 p.holder,
-                p.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                p.renewed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                p.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                p.renewed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             (Some(p), TakeoverCause::HolderGone) => write!(
                 f,
                 "{} took over the lease of {}: its process is gone (last renewed {})",
                 self.by,
                 p.holder,
-                p.renewed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                p.renewed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             (Some(p), TakeoverCause::Broken) => write!(
                 f,
                 "{} broke the lease of {} (--break-lease): not renewed since {}",
                 self.by,
                 p.holder,
-                p.renewed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                p.renewed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             (None, TakeoverCause::Broken) => write!(
                 f,
@@ -516,7 +524,10 @@ mod tests {
         let later = lease.renewed(lease.acquired_at + TimeDelta::seconds(20), req.expiry);
         assert_eq!(later.expires_at - lease.acquired_at, TimeDelta::seconds(50));
         let last = lease.renewed(lease.acquired_at + TimeDelta::seconds(50), req.expiry);
-        assert_eq!(last.expires_at, lease.deadline, "never past acquired_at + ttl");
+        assert_eq!(
+            last.expires_at, lease.deadline,
+            "never past acquired_at + ttl"
+        );
         assert_eq!(last.token, lease.token);
     }
 
@@ -553,7 +564,10 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (b"", "not a lease record"),
             (b"{\"holder\":\"alice\"}", "not a lease record"),
-            (b"{\"version\":1,\"holder\":\"alice\"}", "unreadable lease record"),
+            (
+                b"{\"version\":1,\"holder\":\"alice\"}",
+                "unreadable lease record",
+            ),
             (&newer, "lease record version 2"),
         ];
         for (record, why) in cases {

@@ -12,8 +12,7 @@ use uuid::Uuid;
 use crate::admin::{AdminRequest, KongClient, Node};
 use crate::model::{Mode, NameOrId};
 use crate::state::{
-    DeploymentStatus, Event, EventKind, Intent, LeaseKeeper, LeasePolicy, StateLog,
-    Step as LogStep,
+    DeploymentStatus, Event, EventKind, Intent, LeaseKeeper, LeasePolicy, StateLog, Step as LogStep,
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};

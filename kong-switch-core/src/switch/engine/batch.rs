@@ -14,9 +14,7 @@ use uuid::Uuid;
 
 use crate::admin::{KongClient, ListParams, TagFilter};
 use crate::model::Mode;
-use crate::state::{
-    DeploymentStatus, Event, EventKind, Intent, IntentPart, StateLog,
-};
+use crate::state::{DeploymentStatus, Event, EventKind, Intent, IntentPart, StateLog};
 
 use super::super::apply::{self, Stopped};
 use super::super::error::{Error, Result};
@@ -94,9 +92,7 @@ impl<L: StateLog> Engine<L> {
             .take_lease(&key, &req.actor, req.lease_ttl, run_id)
             .await?;
         let run = self.leased_run(&lease);
-        let result = lease
-            .hold(run.batch_locked(req, tags, &key, run_id))
-            .await;
+        let result = lease.hold(run.batch_locked(req, tags, &key, run_id)).await;
         let lost = self.give_back(lease).await;
         result.map(|mut report| {
             if let Some(why) = lost {

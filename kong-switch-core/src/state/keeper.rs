@@ -276,6 +276,11 @@ async fn acquire_breaking<L: StateLog>(log: &L, request: LeaseRequest) -> Result
         LeaseState::Unreadable { .. } => (None, request.renew_every),
     };
     let watch = every.saturating_mul(3) / 2;
+    tracing::info!(
+        target = %target,
+        watch = %humantime::format_duration(watch),
+        "--break-lease: watching the lease for renewals before breaking it"
+    );
     tokio::time::sleep(watch).await;
     let watched_ms = u64::try_from(watch.as_millis()).unwrap_or(u64::MAX);
     let now = log.lease(&target).await?;

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    Color, DeploymentStatus, Event, EventKind, LeaseGuard, LeaseRequest, StateLog, record_takeover,
+    Color, DeploymentStatus, Event, EventKind, LeaseHolder, LeaseKeeper, LeasePolicy, LeaseRequest,
+    StateLog,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -48,27 +50,18 @@ impl<'a, L: StateLog> Recorder<'a, L> {
         Recorder { log, base }
     }
 
-    /// Takes the lease on the target for `ttl`, recording a takeover of an expired lease.
-    pub(crate) async fn lease(&self, ttl: Duration) -> Result<LeaseGuard> {
-        let guard = self
-            .log
-            .acquire(LeaseRequest::new(
-                &self.base.target,
-                self.base.actor.clone().unwrap_or_default(),
-                ttl,
-            ))
-            .await?;
-        if let Err(err) = record_takeover(&self.log, &guard).await {
-            // Unrecorded, the takeover must not stand.
-            self.log.release(guard).await?;
-            return Err(err.into());
+    /// Takes the lease on the target for at most `ttl`, renewed while the command runs
+    /// (see [`LeaseKeeper::hold`]) with the default renewal interval and expiry, so a killed
+    /// command's lease lapses soon after; a takeover of a lapsed lease is recorded.
+    pub(crate) async fn lease(&self, ttl: Duration) -> Result<LeaseKeeper<'a, L>> {
+        let mut holder = LeaseHolder::new(self.base.actor.clone().unwrap_or_default());
+        if let Some(run) = self.base.run_id {
+            holder = holder.with_run_id(run);
         }
-        Ok(guard)
-    }
-
-    /// Gives the lease back.
-    pub(crate) async fn release(&self, guard: LeaseGuard) -> Result<()> {
-        Ok(self.log.release(guard).await?)
+        let policy = LeasePolicy::default();
+        let request = LeaseRequest::new(&self.base.target, holder, ttl)
+            .renewed(policy.renew_every, policy.expiry);
+        Ok(LeaseKeeper::acquire(self.log, request, false, &CancellationToken::new()).await?)
     }
 
     /// A status event about `color`'s `deployment`, with the run's context.

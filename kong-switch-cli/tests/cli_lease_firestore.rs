@@ -22,9 +22,10 @@ use support::kong_client;
 
 const BLUE: &str = "10.0.0.1:80";
 const GREEN: &str = "10.0.0.2:80";
-/// The runs' lease settings: renewed every second, lapsing 3 s after the last renewal.
-const RENEW_EVERY: &str = "1s";
-const EXPIRY: Duration = Duration::from_secs(3);
+/// The runs' lease settings: renewed every 2 s, lapsing 6 s after the last renewal.
+const RENEW_EVERY: &str = "2s";
+const EXPIRY_FLAG: &str = "6s";
+const EXPIRY: Duration = Duration::from_secs(6);
 
 /// A stand-in with `orders` on the upstream `orders-up`: blue at weight 100, green at 0,
 /// told apart by tags.
@@ -98,7 +99,7 @@ impl Ks {
             "--lease-renew-every",
             RENEW_EVERY,
             "--lease-expiry",
-            "3s",
+            EXPIRY_FLAG,
             "--output",
             "json",
         ];
@@ -194,16 +195,20 @@ async fn a_killed_shift_leaves_a_lease_that_rollback_takes_over_within_the_expir
     shift.wait().await.expect("reap");
     let killed_at = Instant::now();
 
-    // Until it lapses, the dead run's lease is held: rollback is refused (exit 6).
+    // Until it lapses (at least 4 s after the kill: renewed at most 2 s before it), the dead
+    // run's lease is held: rollback is refused (exit 6), naming the holder.
     let out = ks.run(&["rollback", "orders"]);
-    if killed_at.elapsed() < EXPIRY.saturating_sub(Duration::from_millis(500)) {
-        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains("is being switched by"),
-            "{}",
-            text(&out.stderr)
-        );
-    }
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(4),
+        "the refused rollback took {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is being switched by") && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
 
     // Within the expiry, `status` shows it abandoned, naming the run it belonged to.
     let abandoned = loop {
@@ -280,15 +285,20 @@ async fn a_killed_shift_leaves_a_lease_that_rollback_takes_over_within_the_expir
 async fn a_live_shift_keeps_its_lease_through_a_bake_longer_than_the_expiry() {
     let (emulator, kong, ks) = setup().await;
     let log = connect(&ks.state, &emulator).await;
-    let shift = ks.shift("10s");
+    let shift = ks.shift("16s");
     wait_for_the_first_step(&log).await;
     let baking = Instant::now();
 
-    // Past twice the expiry into the bake, the lease is still the run's, renewed.
-    tokio::time::sleep(EXPIRY * 2).await;
+    // Past the expiry into the bake, the lease is still the run's, renewed.
+    tokio::time::sleep(EXPIRY + Duration::from_secs(1)).await;
     let (code, status, _) = ks.json(&["status", "orders"]);
     assert_eq!(code, Some(9), "{status:#}");
     assert_eq!(status["lease"]["state"], "held", "{status:#}");
+    let lease = &status["lease"]["lease"];
+    assert_ne!(
+        lease["renewed_at"], lease["acquired_at"],
+        "renewed: {lease:#}"
+    );
 
     // Neither rollback nor --break-lease takes a live lease (exit 6).
     let out = ks.run(&["rollback", "orders"]);
@@ -298,8 +308,9 @@ async fn a_live_shift_keeps_its_lease_through_a_bake_longer_than_the_expiry() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--break-lease refused"), "{stderr}");
     assert!(
-        baking.elapsed() < Duration::from_secs(10),
-        "checked during the bake"
+        baking.elapsed() < Duration::from_secs(16),
+        "checked during the bake: {:?}",
+        baking.elapsed()
     );
 
     // The run finishes as if nobody had asked.

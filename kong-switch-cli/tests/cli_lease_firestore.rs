@@ -195,51 +195,58 @@ async fn a_killed_shift_leaves_a_lease_that_rollback_takes_over_within_the_expir
     shift.wait().await.expect("reap");
     let killed_at = Instant::now();
 
-    // Until it lapses (at least 4 s after the kill: renewed at most 2 s before it), the dead
-    // run's lease is held: rollback is refused (exit 6), naming the holder.
-    let out = ks.run(&["rollback", "orders"]);
-    assert!(
-        killed_at.elapsed() < Duration::from_secs(4),
-        "the refused rollback took {:?}",
-        killed_at.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("is being switched by") && stderr.contains(&format!("pid {pid}")),
-        "{stderr}"
-    );
-
-    // Within the expiry, `status` shows it abandoned, naming the run it belonged to.
-    let abandoned = loop {
-        let (_, status, _) = ks.json(&["status", "orders"]);
-        if status["lease"]["state"] == "abandoned" {
-            break status;
-        }
-        assert!(
-            killed_at.elapsed() < EXPIRY + Duration::from_secs(5),
-            "the lease never lapsed: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // The dead run's lease as it left it: no renewal comes after the kill.
+    let lapses_at = match log.lease("orders").await.expect("lease") {
+        LeaseState::Held { lease } | LeaseState::Abandoned { lease } => lease.expires_at,
+        other => panic!("the killed run's lease: {other:?}"),
     };
-    assert_eq!(abandoned["lease"]["lease"]["holder"]["run_id"], run_id);
-    let out = ks.run(&["status", "orders"]);
-    let shown = text(&out.stdout);
-    assert!(
-        shown.contains("lease: ABANDONED") && shown.contains(run_id.as_str().unwrap_or("?")),
-        "{shown}"
-    );
 
-    // rollback now succeeds: within the expiry of the kill, not the run's 15 min TTL.
-    let (code, back, stderr) = ks.json(&["rollback", "orders"]);
-    let took = killed_at.elapsed();
-    eprintln!("rollback succeeded {took:?} after the kill");
-    assert_eq!(code, Some(0), "{back:#}\n{stderr}");
-    assert_eq!(back["outcome"], "completed", "{back:#}");
-    assert!(
-        took < EXPIRY + Duration::from_secs(8),
-        "rollback succeeded {took:?} after the kill"
-    );
+    // Until it lapses, the dead run's lease is held: rollback is refused (exit 6), naming
+    // the holder. (On a machine so slow that this rollback ends after the lapse, it may
+    // instead take the lease over; the log check below holds either way.)
+    let out = ks.run(&["rollback", "orders"]);
+    let early = chrono::Utc::now() < lapses_at;
+    if early || out.status.code() != Some(0) {
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is being switched by") && stderr.contains(&format!("pid {pid}")),
+            "{stderr}"
+        );
+
+        // Within the expiry, `status` shows it abandoned, naming the run it belonged to.
+        let abandoned = loop {
+            let (_, status, _) = ks.json(&["status", "orders"]);
+            if status["lease"]["state"] == "abandoned" {
+                break status;
+            }
+            assert!(
+                killed_at.elapsed() < EXPIRY + Duration::from_secs(10),
+                "the lease never lapsed: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(abandoned["lease"]["lease"]["holder"]["run_id"], run_id);
+        let out = ks.run(&["status", "orders"]);
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("lease: ABANDONED") && shown.contains(run_id.as_str().unwrap_or("?")),
+            "{shown}"
+        );
+
+        // rollback now succeeds: within the expiry of the kill, not the run's 15 min TTL.
+        let (code, back, stderr) = ks.json(&["rollback", "orders"]);
+        let took = killed_at.elapsed();
+        eprintln!("rollback succeeded {took:?} after the kill");
+        assert_eq!(code, Some(0), "{back:#}\n{stderr}");
+        assert_eq!(back["outcome"], "completed", "{back:#}");
+        assert!(
+            took < EXPIRY + Duration::from_secs(15),
+            "rollback succeeded {took:?} after the kill"
+        );
+    } else {
+        eprintln!("slow machine: the first rollback ended after the lease lapsed and took it over");
+    }
     assert_eq!(
         green_weight(&kong).await,
         0,

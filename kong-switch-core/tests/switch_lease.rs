@@ -78,11 +78,11 @@ fn shift(bake: Duration) -> SwitchRequest {
     req
 }
 
-/// Renewed every 100 ms, lapsing 400 ms after the last renewal.
+/// Renewed every 250 ms, lapsing 1 s after the last renewal.
 fn fast_leases() -> LeasePolicy {
     LeasePolicy {
-        renew_every: Duration::from_millis(100),
-        expiry: Duration::from_millis(400),
+        renew_every: Duration::from_millis(250),
+        expiry: Duration::from_secs(1),
         ..LeasePolicy::default()
     }
 }
@@ -153,9 +153,9 @@ async fn a_run_keeps_its_lease_through_a_bake_longer_than_the_expiry() {
     };
     let engine = Engine::new(kong.client(), log).with_lease_policy(fast_leases());
 
-    // The bake lasts three expiries.
+    // The bake lasts two and a half expiries.
     let report = engine
-        .switch(&shift(Duration::from_millis(1200)))
+        .switch(&shift(Duration::from_millis(2500)))
         .await
         .expect("a report");
 

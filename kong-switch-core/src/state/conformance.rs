@@ -397,8 +397,8 @@ pub async fn holder_can_append_while_holding_the_lease(log: &impl StateLog) {
 }
 
 /// How often the lease checks' holders renew, and how long their leases last without.
-const RENEW_EVERY: Duration = Duration::from_millis(200);
-const EXPIRY: Duration = Duration::from_secs(1);
+const RENEW_EVERY: Duration = Duration::from_millis(300);
+const EXPIRY: Duration = Duration::from_millis(1500);
 
 /// A request by `actor` for the run `run`, renewed every [`RENEW_EVERY`], lasting
 /// `expiry` after each renewal.

@@ -172,3 +172,25 @@ async fn a_run_keeps_its_lease_through_a_bake_longer_than_the_expiry() {
         "released at the end"
     );
 }
+
+#[tokio::test]
+async fn a_lease_policy_renewing_too_rarely_is_refused_before_anything_is_read() {
+    let kong = FakeKong::start("3.9.3", 0.0).await;
+    weights_topology(&kong);
+    let (_dir, log) = temp_log();
+    let policy = LeasePolicy {
+        renew_every: Duration::from_secs(20),
+        expiry: Duration::from_secs(30),
+        ..LeasePolicy::default()
+    };
+    let engine = Engine::new(kong.client(), log).with_lease_policy(policy);
+
+    let err = engine
+        .switch(&shift(Duration::ZERO))
+        .await
+        .expect_err("refused");
+
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("--lease-renew-every"), "{err}");
+    assert!(kong.writes().await.is_empty());
+}

@@ -292,6 +292,9 @@ impl<L: StateLog> Engine<L> {
         ttl: Duration,
         run_id: Uuid,
     ) -> Result<LeaseKeeper<'_, L>> {
+        self.leases
+            .validate()
+            .map_err(|message| Error::invalid("lease policy", message))?;
         let request = self.leases.request(key, actor, ttl, run_id);
         Ok(LeaseKeeper::acquire(&self.log, request, self.leases.break_lease, &self.cancel).await?)
     }

@@ -65,6 +65,7 @@ fn switch_exit(error: &switch::Error) -> Exit {
     match error {
         switch::Error::Admin(e) => admin_exit(e),
         switch::Error::Locked { .. } | switch::Error::ConfigChanged { .. } => Exit::Locked,
+        switch::Error::State(e) if e.is_lease_held() => Exit::Locked,
         switch::Error::InvalidRequest { .. } => Exit::Usage,
         switch::Error::Inconsistent { .. }
         | switch::Error::UnreadableIntent { .. }

@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use kong_switch_core::admin::KongClient;
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
-use kong_switch_core::state::{Event, StateLog};
+use kong_switch_core::state::{Event, Lease, LeaseState, StateLog};
 use kong_switch_core::switch::{Drift, DriftState, Engine};
 use serde::Serialize;
 
@@ -26,6 +27,9 @@ pub struct StatusReport {
     pub kong_view: Option<ServiceStatus>,
     /// The last event logged for the service, if any.
     pub last_event: Option<Event>,
+    /// The lease on the service: free, held (by whom, last renewed when), abandoned (its
+    /// holder stopped renewing it) or unreadable.
+    pub lease: LeaseState,
     /// The log compared with Kong.
     pub drift: Drift,
 }
@@ -59,6 +63,7 @@ pub async fn run(
     };
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
+    let lease = log.lease(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
     let exit = match drift.state {
         DriftState::NoHistory | DriftState::InSync => Exit::Ok,
@@ -67,6 +72,7 @@ pub async fn run(
     printer.print(&StatusReport {
         kong_view,
         last_event,
+        lease,
         drift,
     })?;
     Ok(exit)
@@ -86,6 +92,7 @@ impl Render for StatusReport {
             Some(e) => writeln!(out, "last event: {}", event_line(e))?,
             None => writeln!(out, "last event: none recorded")?,
         }
+        writeln!(out, "lease: {}", lease_line(&self.lease, Utc::now()))?;
         let verdict = match self.drift.state {
             DriftState::NoHistory => "nothing recorded to compare",
             DriftState::InSync => "Kong matches the log",
@@ -113,6 +120,44 @@ impl Render for StatusReport {
         }
         Ok(())
     }
+}
+
+/// One line on the lease: who holds it and when it last renewed, or that it was abandoned
+/// and by which run.
+fn lease_line(state: &LeaseState, now: DateTime<Utc>) -> String {
+    match state {
+        LeaseState::Free => "free".to_owned(),
+        LeaseState::Held { lease } => format!(
+            "held by {}; last renewed {} ({} ago), expires {}",
+            lease.holder,
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Abandoned { lease } => format!(
+            "ABANDONED by {} (run {}): last renewed {} ({} ago), expired {}; the next run or rollback takes it over",
+            lease.holder,
+            lease
+                .holder
+                .run_id
+                .map_or_else(|| "unknown".to_owned(), |r| r.to_string()),
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Unreadable { reason } => format!(
+            "held by an unknown holder: {reason} (`--break-lease` takes it over if it does not change while watched)"
+        ),
+    }
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn ago(lease: &Lease, now: DateTime<Utc>) -> String {
+    let secs = (now - lease.renewed_at).num_seconds().max(0);
+    humantime::format_duration(std::time::Duration::from_secs(secs.unsigned_abs())).to_string()
 }
 
 fn render_kong_view(view: &ServiceStatus, out: &mut dyn Write) -> io::Result<()> {
@@ -182,5 +227,66 @@ fn list_or_dash(items: &[String]) -> String {
         "-".to_owned()
     } else {
         items.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
+    use kong_switch_core::state::{LeaseHolder, LeaseRequest};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn lease(run: Uuid) -> Lease {
+        let holder = LeaseHolder::new("alice@vm")
+            .with_host("vm")
+            .with_pid(4242)
+            .with_run_id(run);
+        Lease::grant(
+            &LeaseRequest::new("orders", holder, Duration::from_secs(900))
+                .renewed(Duration::from_secs(10), Duration::from_secs(30)),
+        )
+    }
+
+    #[test]
+    fn the_lease_line_names_the_holder_its_last_renewal_and_an_abandoned_run() {
+        let run = Uuid::new_v4();
+        let lease = lease(run);
+        let now = lease.renewed_at + TimeDelta::seconds(12);
+        let run = run.to_string();
+        let cases = [
+            (LeaseState::Free, vec!["free"]),
+            (
+                LeaseState::Held {
+                    lease: lease.clone(),
+                },
+                vec![
+                    "held by alice@vm (pid 4242 on vm",
+                    "last renewed",
+                    "(12s ago)",
+                ],
+            ),
+            (
+                LeaseState::Abandoned {
+                    lease: lease.clone(),
+                },
+                vec!["ABANDONED by alice@vm", run.as_str(), "takes it over"],
+            ),
+            (
+                LeaseState::Unreadable {
+                    reason: "lease record version 2".into(),
+                },
+                vec!["unknown holder", "lease record version 2", "--break-lease"],
+            ),
+        ];
+        for (state, wanted) in cases {
+            let line = lease_line(&state, now);
+            for part in wanted {
+                assert!(line.contains(part), "{part:?} missing from {line:?}");
+            }
+        }
     }
 }

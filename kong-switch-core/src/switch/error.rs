@@ -131,7 +131,7 @@ pub enum Error {
         kong: String,
         /// The state log's failure.
         #[source]
-        source: state::Error,
+        source: Box<state::Error>,
     },
 
     /// A rollback or recovery could not finish: Kong may be between the sides. The message
@@ -159,6 +159,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Locked { .. } | Error::ConfigChanged { .. } => exit_code::LOCKED,
+            Error::State(e) if e.is_lease_held() => exit_code::LOCKED,
             Error::InvalidRequest { .. } => exit_code::USAGE,
             Error::Inconsistent { .. }
             | Error::UnreadableIntent { .. }
@@ -182,6 +183,7 @@ impl From<state::Error> for Error {
                 target,
                 holder,
                 expires_at,
+                ..
             } => Error::Locked {
                 target,
                 holder,
@@ -202,10 +204,23 @@ mod tests {
             target: "orders".into(),
             holder: "alice".into(),
             expires_at: None,
+            renewed_at: None,
         });
         assert!(err.is_locked());
         assert_eq!(err.exit_code(), 6);
         assert_eq!(err.to_string(), "orders is being switched by alice");
+    }
+
+    #[test]
+    fn a_refused_lease_break_has_the_locked_exit_code_6() {
+        let err = Error::from(state::Error::LeaseRenewing {
+            target: "orders".into(),
+            holder: "alice".into(),
+            renewed_at: chrono::DateTime::<Utc>::UNIX_EPOCH,
+            watched_ms: 1500,
+        });
+        assert_eq!(err.exit_code(), 6);
+        assert!(err.to_string().contains("--break-lease refused"), "{err}");
     }
 
     #[test]

@@ -335,9 +335,27 @@ pub struct RecordArgs {
     /// CI build id.
     #[arg(long, value_name = "ID", value_parser = parse_label)]
     pub build_id: Option<String>,
-    /// How long the lock on the target is held at most.
+    /// The longest a run may hold the lease on the target, renewals included.
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// How a run holds its lease on the target.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// How often the running holder renews its lease.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_wait)]
+    pub lease_renew_every: Duration,
+    /// How long a lease lasts after its last renewal: how soon after a killed run others
+    /// may take the target over.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_wait)]
+    pub lease_expiry: Duration,
+    /// Take over a lease that has not expired when its holder is known to be gone (e.g. its
+    /// clock runs ahead): refused if it is renewed while watched for 1.5 renewal intervals.
+    #[arg(long)]
+    pub break_lease: bool,
 }
 
 /// `rollback` arguments.
@@ -348,9 +366,11 @@ pub struct RollbackArgs {
     /// Who rolls back (default: `$USER@host`).
     #[arg(long, env = "KONG_SWITCH_ACTOR", value_name = "NAME", value_parser = parse_optional_label)]
     pub actor: Option<String>,
-    /// How long the lock on the target is held at most.
+    /// The longest the rollback may hold the lease on the target, renewals included.
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     /// Hybrid mode: a data plane not seen by the control plane for longer than this is
     /// disconnected: named in the report, not waited for.
     #[arg(long = "dp-timeout", default_value = "45s", value_name = "DURATION", value_parser = parse_wait)]

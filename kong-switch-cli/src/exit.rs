@@ -88,7 +88,7 @@ impl Exit {
                 "Kong answered with an error or with something that is not the Admin API, broke the connection mid-answer, or the named entity does not exist or does not fit the strategy"
             }
             Exit::Locked => {
-                "another switch holds the lock on this target (the holder is named), or a DB-less node's configuration changed while kong-switch was editing it (nothing overwritten; what the run wrote is undone)"
+                "another run holds the lease on this target (the holder is named), `--break-lease` was refused because the lease is still renewed, or a DB-less node's configuration changed while kong-switch was editing it (nothing overwritten; what the run wrote is undone)"
             }
             Exit::VerificationFailed => {
                 "verification failed and `--no-rollback` was given; Kong is on the new side"
@@ -140,7 +140,7 @@ impl Exit {
     /// failed (1).
     pub fn of_state_error(error: &state::Error) -> Exit {
         match error {
-            state::Error::LeaseHeld { .. } => Exit::Locked,
+            e if e.is_lease_held() => Exit::Locked,
             state::Error::InvalidTarget { .. } => Exit::Usage,
             _ => Exit::Internal,
         }
@@ -318,8 +318,25 @@ mod tests {
                     target: "orders".into(),
                     holder: "alice".into(),
                     expires_at: None,
+                    renewed_at: None,
                 },
                 6,
+            ),
+            (
+                state::Error::LeaseRenewing {
+                    target: "orders".into(),
+                    holder: "alice".into(),
+                    renewed_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                    watched_ms: 1500,
+                },
+                6,
+            ),
+            (
+                state::Error::LeaseLost {
+                    target: "orders".into(),
+                    reason: "taken over".into(),
+                },
+                1,
             ),
             (
                 state::Error::InvalidTarget {
@@ -424,11 +441,11 @@ mod tests {
             switch::Error::Unrecorded {
                 target: "orders".into(),
                 kong: "orders routes to orders-green".into(),
-                source: state::Error::Backend {
+                source: Box::new(state::Error::Backend {
                     store: "firestore",
                     message: "unavailable".into(),
                     source: None,
-                },
+                }),
             },
             9,
         ));

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use kong_switch_core::state::FileLog;
+use std::time::Duration;
 
-use crate::cli::GlobalArgs;
+use kong_switch_core::state::{FileLog, LeasePolicy};
+
+use crate::cli::{GlobalArgs, LeaseArgs};
 use crate::error::CliError;
 
 /// The state log: the file log, or with the `gke` feature the file or Firestore log.
@@ -61,11 +63,64 @@ pub fn actor(explicit: Option<&str>) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
-    let host = std::fs::read_to_string("/etc/hostname")
+    format!("{user}@{}", host())
+}
+
+/// This machine's name: `/etc/hostname`, else `$HOSTNAME`, else `localhost`.
+pub fn host() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{user}@{host}")
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// How this run holds its lease (`--lease-renew-every`, `--lease-expiry`, `--break-lease`),
+/// checked: renewals must come well inside the expiry, and the expiry within `--lease-ttl`.
+pub fn lease_policy(args: &LeaseArgs, lease_ttl: Duration) -> Result<LeasePolicy, CliError> {
+    let policy = LeasePolicy {
+        renew_every: args.lease_renew_every,
+        expiry: args.lease_expiry,
+        host: Some(host()),
+        break_lease: args.break_lease,
+    };
+    policy.validate().map_err(CliError::usage)?;
+    if policy.expiry > lease_ttl {
+        return Err(CliError::usage(format!(
+            "--lease-expiry ({}) must not exceed --lease-ttl ({}): the TTL bounds the whole run",
+            humantime::format_duration(policy.expiry),
+            humantime::format_duration(lease_ttl)
+        )));
+    }
+    Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(renew: u64, expiry: u64) -> LeaseArgs {
+        LeaseArgs {
+            lease_renew_every: Duration::from_secs(renew),
+            lease_expiry: Duration::from_secs(expiry),
+            break_lease: false,
+        }
+    }
+
+    #[test]
+    fn lease_settings_are_checked_naming_the_flag() {
+        let ttl = Duration::from_secs(900);
+        assert!(lease_policy(&args(10, 30), ttl).is_ok());
+        for (renew, expiry, ttl, flag) in [
+            (20, 30, 900, "--lease-renew-every"),
+            (0, 30, 900, "--lease-renew-every"),
+            (10, 60, 30, "--lease-expiry"),
+        ] {
+            match lease_policy(&args(renew, expiry), Duration::from_secs(ttl)) {
+                Err(CliError::Usage(message)) => assert!(message.contains(flag), "{message}"),
+                other => panic!("{renew}/{expiry}/{ttl}: expected a usage error, got {other:?}"),
+            }
+        }
+    }
 }

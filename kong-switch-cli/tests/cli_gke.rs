@@ -204,7 +204,11 @@ async fn deploy_green_switch_retire_blue_end_to_end_with_the_firestore_log() {
         .expect("document");
     assert_eq!(current.active_color.as_deref(), Some("green"));
     assert_eq!(current.sides["blue"].status, Some(DeploymentStatus::Idle));
-    assert!(current.lease.is_none(), "every command released its lease");
+    assert_eq!(
+        current.lease,
+        kong_switch_core::state::LeaseState::Free,
+        "every command released its lease"
+    );
 
     // Bad input: an image that never becomes ready → exit 4, rolled_back in Firestore.
     kube.fail_image(

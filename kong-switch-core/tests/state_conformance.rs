@@ -96,6 +96,36 @@ async fn holder_can_append_while_holding_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn renew_extends_the_lease_and_lease_shows_the_holder() {
+    let (_dir, log) = store();
+    conformance::renew_extends_the_lease_and_lease_shows_the_holder(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_lease_is_taken_over_and_the_takeover_recorded() {
+    let (_dir, log) = store();
+    conformance::an_abandoned_lease_is_taken_over_and_the_takeover_recorded(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewed_lease_outlives_its_expiry_and_is_never_taken_over() {
+    let (_dir, log) = store();
+    conformance::a_renewed_lease_outlives_its_expiry_and_is_never_taken_over(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn break_lease_is_refused_while_renewals_arrive() {
+    let (_dir, log) = store();
+    conformance::break_lease_is_refused_while_renewals_arrive(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn break_lease_takes_over_an_unrenewed_lease_and_records_it() {
+    let (_dir, log) = store();
+    conformance::break_lease_takes_over_an_unrenewed_lease_and_records_it(&log).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn appends_survive_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state");

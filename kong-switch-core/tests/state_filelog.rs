@@ -11,7 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    DeploymentStatus, Error, Event, EventKind, FileLog, LeaseRequest, StateLog,
+    DeploymentStatus, Error, Event, EventKind, FileLog, LEASE_RECORD_VERSION, LeaseRequest,
+    LeaseState, StateLog, TakeoverCause,
 };
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -219,7 +220,8 @@ async fn the_lock_file_records_the_holder() {
     let record: serde_json::Value =
         serde_json::from_slice(&fs::read(log.lock_path("orders").expect("path")).expect("read"))
             .expect("JSON");
-    assert_eq!(record["holder"], "alice@host (pid 4242)");
+    assert_eq!(record["version"], LEASE_RECORD_VERSION);
+    assert_eq!(record["holder"]["actor"], "alice@host (pid 4242)");
     assert_eq!(record["target"], "orders");
     assert_eq!(record["token"], guard.lease().token.to_string());
     log.release(guard).await.expect("release");
@@ -366,11 +368,81 @@ async fn the_lease_is_freed_when_the_holder_process_is_killed() {
 
     // `kill` is SIGKILL on Unix: the child gets no chance to clean up.
     child.kill().await.expect("kill the child");
+    child.wait().await.expect("reap the child");
 
+    match log.lease("orders").await.expect("lease") {
+        LeaseState::Abandoned { lease } => {
+            assert_eq!(lease.holder.to_string(), holder_of(pid));
+        }
+        other => panic!("a killed holder's lease: expected Abandoned, got {other:?}"),
+    }
     let guard = log
         .acquire(LeaseRequest::new("orders", "parent", TTL))
         .await
         .expect("the OS freed the lock with the process");
+    let takeover = guard.takeover().expect("the acquire is a takeover");
+    assert_eq!(takeover.cause, TakeoverCause::HolderGone);
+    assert_eq!(
+        takeover.previous.as_ref().map(|p| p.holder.to_string()),
+        Some(holder_of(pid)),
+        "taken over from the killed child"
+    );
+    log.release(guard).await.expect("release");
+    assert_eq!(log.lease("orders").await.expect("lease"), LeaseState::Free);
+}
+
+#[tokio::test]
+async fn an_unreadable_record_under_a_held_lock_is_held_by_an_unknown_holder() {
+    let (_dir, log) = store();
+    let guard = log
+        .acquire(LeaseRequest::new("orders", "alice", TTL))
+        .await
+        .expect("acquire");
+    let path = log.lock_path("orders").expect("path");
+    for record in [&b"{\"version\":9}"[..], b"garbage"] {
+        fs::write(&path, record).expect("overwrite the record");
+        let err = log
+            .acquire(LeaseRequest::new("orders", "bob", TTL))
+            .await
+            .expect_err("never free");
+        assert!(err.is_lease_held(), "{err:?}");
+        assert!(
+            err.lease_holder()
+                .is_some_and(|h| h.starts_with("another process (")),
+            "{err}"
+        );
+        assert!(
+            matches!(
+                log.lease("orders").await.expect("lease"),
+                LeaseState::Unreadable { .. }
+            ),
+            "status shows an unknown holder"
+        );
+    }
+    log.release(guard).await.expect("release");
+}
+
+#[tokio::test]
+async fn a_live_holder_cannot_have_its_file_lease_broken() {
+    let (_dir, log) = store();
+    let guard = log
+        .acquire(LeaseRequest::new("orders", "alice", TTL))
+        .await
+        .expect("acquire");
+    let breaking =
+        LeaseRequest::new("orders", "bob", TTL).breaking(kong_switch_core::state::BreakOf::Lease {
+            token: guard.lease().token,
+            renewed_at: guard.lease().renewed_at,
+        });
+    let err = log
+        .acquire(breaking)
+        .await
+        .expect_err("the OS lock is held");
+    assert!(
+        err.to_string()
+            .contains("cannot be broken while its process runs"),
+        "{err}"
+    );
     log.release(guard).await.expect("release");
 }
 

@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kong_switch_core::state::{
-    Event, EventKind, FileLog, History, LeaseGuard, LeaseRequest, Result, StateLog,
+    Event, EventKind, FileLog, History, LeaseGuard, LeaseRequest, LeaseState, Result, StateLog,
 };
 
 use crate::error::Error;
@@ -110,6 +111,20 @@ impl StateLog for AnyLog {
         match self {
             AnyLog::File(log) => log.acquire(request).await,
             AnyLog::Firestore(log) => log.acquire(request).await,
+        }
+    }
+
+    async fn renew(&self, guard: &mut LeaseGuard, expiry: Duration) -> Result<()> {
+        match self {
+            AnyLog::File(log) => log.renew(guard, expiry).await,
+            AnyLog::Firestore(log) => log.renew(guard, expiry).await,
+        }
+    }
+
+    async fn lease(&self, target: &str) -> Result<LeaseState> {
+        match self {
+            AnyLog::File(log) => log.lease(target).await,
+            AnyLog::Firestore(log) => log.lease(target).await,
         }
     }
 

@@ -17,8 +17,9 @@ use firestore::{
 };
 use futures::FutureExt;
 use kong_switch_core::state::{
-    CorruptLine, DeploymentStatus, Error as StateError, Event, EventKind, History, Lease,
-    LeaseGuard, LeaseRequest, Result as StateResult, StateLog,
+    BreakOf, CorruptLine, DeploymentStatus, Error as StateError, Event, EventKind, History,
+    LEASE_RECORD_VERSION, Lease, LeaseGuard, LeaseHolder, LeaseRequest, LeaseState,
+    Result as StateResult, StateLog, Takeover, TakeoverCause,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -289,7 +290,7 @@ impl fmt::Display for FirestoreEndpoint {
 /// | `active_color` | the side serving traffic, as the log last recorded it |
 /// | `sides.<color>` | per side: `status`, `version`, `deployment`, `updated_at` |
 /// | `environment`, `service`, `upstream` | the latest recorded values |
-/// | `lease` | while held: `holder`, `token`, `acquired_at`, `expires_at` |
+/// | `lease` | while held: `version` (1), `target`, `holder` (`actor`, `host`, `pid`, `run_id`), `token`, `acquired_at`, `renewed_at`, `expires_at`, `deadline`, `renew_every_ms` |
 /// | `updated_at` | when the document last changed |
 ///
 /// Each event is the document `E/events/NNNNNNNNNNNNNNNNNNNN` (the zero-padded sequence
@@ -309,10 +310,17 @@ impl fmt::Display for FirestoreEndpoint {
 /// machine's clock): two concurrent holders are impossible, because Firestore aborts (and
 /// the store retries) a transaction whose read was changed by another commit.
 /// [`release`](StateLog::release) clears the lease only if it still carries the guard's
-/// token, so a holder whose lease expired and was taken over cannot free the new holder's.
+/// token, so a holder whose lease expired and was taken over cannot free the new holder's;
+/// [`renew`](StateLog::renew) likewise extends it only while it carries the token, else
+/// fails with [`StateError::LeaseLost`]. Appends write every field of the target document
+/// but `lease`, and lease operations only `lease` (Firestore field masks), so neither
+/// overwrites the other.
 ///
 /// A lease lives until released or until `expires_at`; dropping the guard without
-/// releasing leaves it until it expires.
+/// releasing (a killed process) leaves it until it expires, `expiry` after its last renewal
+/// (see [`LeaseKeeper`](kong_switch_core::state::LeaseKeeper)). A `lease` field that cannot
+/// be read (another version, a broken record) is held by an unknown holder: only
+/// `--break-lease` takes it over.
 #[derive(Clone)]
 pub struct FirestoreLog {
     db: FirestoreDb,
@@ -383,11 +391,16 @@ impl FirestoreLog {
             .fluent()
             .select()
             .by_id_in(&self.url.collection)
-            .obj::<TargetDoc>()
             .one(&id)
             .await
             .map_err(|e| self.fail("read the state of", target, e))?;
-        Ok(doc.map(TargetDoc::into_state))
+        let Some(doc) = doc else {
+            return Ok(None);
+        };
+        let lease = lease_state(read_lease(&doc), Utc::now());
+        let target_doc = FirestoreDb::deserialize_doc_to::<TargetDoc>(&doc)
+            .map_err(|e| self.fail("read the state of", target, e))?;
+        Ok(Some(target_doc.into_state(lease)))
     }
 
     /// The path of `target`'s document, the parent of its `events` (`op` names the caller's
@@ -452,8 +465,10 @@ impl FirestoreLog {
                             .parent(&parent)
                             .object(&event_doc)
                             .add_to_transaction(transaction)?;
+                        // Every field but the lease, which only lease operations write.
                         db.fluent()
                             .update()
+                            .fields(TARGET_FIELDS)
                             .in_col(&collection)
                             .document_id(&id)
                             .object(&doc)
@@ -542,6 +557,40 @@ impl FirestoreLog {
         }
     }
 
+    /// Reads the target document in a transaction: `None` if there is none.
+    async fn read_doc(
+        db: &FirestoreDb,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<firestore::FirestoreDocument>, BackoffError<FirestoreError>> {
+        Ok(db.fluent().select().by_id_in(collection).one(id).await?)
+    }
+
+    /// Writes the lease of the target document (only the lease: the mask leaves the rest),
+    /// clearing it when `lease` is `None`.
+    fn write_lease(
+        db: &FirestoreDb,
+        transaction: &mut firestore::FirestoreTransaction<'_>,
+        collection: &str,
+        id: &str,
+        target: &str,
+        lease: Option<&Lease>,
+    ) -> Result<(), BackoffError<FirestoreError>> {
+        let write = LeaseWrite {
+            target: target.to_owned(),
+            lease: lease.map(LeaseDoc::from_lease),
+            updated_at: FirestoreTimestamp::now(),
+        };
+        db.fluent()
+            .update()
+            .fields(LEASE_FIELDS)
+            .in_col(collection)
+            .document_id(id)
+            .object(&write)
+            .add_to_transaction(transaction)?;
+        Ok(())
+    }
+
     async fn take_lease(&self, request: LeaseRequest) -> StateResult<LeaseGuard> {
         let id = doc_id(&request.target)?;
         let collection = self.url.collection.clone();
@@ -553,29 +602,42 @@ impl FirestoreLog {
                     let collection = collection.clone();
                     let id = id.clone();
                     async move {
-                        let current: Option<TargetDoc> = db
-                            .fluent()
-                            .select()
-                            .by_id_in(&collection)
-                            .obj()
-                            .one(&id)
-                            .await?;
-                        let mut doc = current.unwrap_or_else(|| TargetDoc::new(&request.target));
-                        if let Some(held) = doc.lease.as_ref().and_then(LeaseDoc::to_lease)
-                            && !held.is_expired_at(Utc::now())
-                        {
-                            return Ok(Err(held));
-                        }
+                        let doc = Self::read_doc(&db, &collection, &id).await?;
+                        let current = doc.as_ref().and_then(read_lease);
+                        let now = Utc::now();
+                        let (cause, previous) = match (current, &request.breaking) {
+                            (None, _) => (None, None),
+                            (Some(Ok(held)), Some(BreakOf::Lease { token, renewed_at }))
+                                if held.token == *token && held.renewed_at == *renewed_at =>
+                            {
+                                (Some(TakeoverCause::Broken), Some(held))
+                            }
+                            (Some(Ok(held)), _) if held.is_expired_at(now) => {
+                                (Some(TakeoverCause::Expired), Some(held))
+                            }
+                            (Some(Ok(held)), _) => return Ok(Err(Refusal::Held(held))),
+                            (Some(Err(_)), Some(BreakOf::Unreadable)) => {
+                                (Some(TakeoverCause::Broken), None)
+                            }
+                            (Some(Err(reason)), _) => {
+                                return Ok(Err(Refusal::Unreadable(reason)));
+                            }
+                        };
                         let lease = Lease::grant(&request);
-                        doc.lease = Some(LeaseDoc::from_lease(&lease));
-                        doc.updated_at = Some(FirestoreTimestamp::now());
-                        db.fluent()
-                            .update()
-                            .in_col(&collection)
-                            .document_id(&id)
-                            .object(&doc)
-                            .add_to_transaction(transaction)?;
-                        Ok(Ok(lease))
+                        Self::write_lease(
+                            &db,
+                            transaction,
+                            &collection,
+                            &id,
+                            &request.target,
+                            Some(&lease),
+                        )?;
+                        let takeover = cause.map(|cause| Takeover {
+                            cause,
+                            previous,
+                            by: lease.holder.clone(),
+                        });
+                        Ok::<_, BackoffError<FirestoreError>>(Ok((lease, takeover)))
                     }
                     .boxed()
                 },
@@ -584,50 +646,114 @@ impl FirestoreLog {
             .await
             .map_err(|e| self.fail("take the lease on", &request.target, e))?;
         match outcome {
-            Ok(lease) => Ok(LeaseGuard::new(lease)),
-            Err(held) => Err(StateError::LeaseHeld {
+            Ok((lease, None)) => Ok(LeaseGuard::new(lease)),
+            Ok((lease, Some(takeover))) => Ok(LeaseGuard::new(lease).with_takeover(takeover)),
+            Err(Refusal::Held(held)) => Err(StateError::LeaseHeld {
                 target: request.target,
-                holder: held.holder,
+                holder: held.holder.to_string(),
                 expires_at: Some(held.expires_at),
+                renewed_at: Some(held.renewed_at),
+            }),
+            Err(Refusal::Unreadable(reason)) => Err(StateError::LeaseHeld {
+                target: request.target,
+                holder: format!(
+                    "an unknown holder ({reason}; --break-lease takes it over if it does not change while watched)"
+                ),
+                expires_at: None,
+                renewed_at: None,
             }),
         }
+    }
+
+    async fn renew_lease(&self, guard: &mut LeaseGuard, expiry: Duration) -> StateResult<()> {
+        let held = guard.lease().clone();
+        let id = doc_id(&held.target)?;
+        let collection = self.url.collection.clone();
+        let outcome = self
+            .db
+            .run_transaction_with_options(
+                |db, transaction| {
+                    let held = held.clone();
+                    let collection = collection.clone();
+                    let id = id.clone();
+                    async move {
+                        let doc = Self::read_doc(&db, &collection, &id).await?;
+                        let lost = match doc.as_ref().and_then(read_lease) {
+                            Some(Ok(current)) if current.token == held.token => None,
+                            Some(Ok(current)) => Some(format!(
+                                "it is now held by {} (taken over or broken)",
+                                current.holder
+                            )),
+                            Some(Err(reason)) => {
+                                Some(format!("its record is unreadable ({reason})"))
+                            }
+                            None => Some("it was released or taken over and given back".to_owned()),
+                        };
+                        if let Some(reason) = lost {
+                            return Ok(Err(reason));
+                        }
+                        let renewed = held.renewed(Utc::now(), expiry);
+                        Self::write_lease(
+                            &db,
+                            transaction,
+                            &collection,
+                            &id,
+                            &held.target,
+                            Some(&renewed),
+                        )?;
+                        Ok::<_, BackoffError<FirestoreError>>(Ok(renewed))
+                    }
+                    .boxed()
+                },
+                Self::transaction_options(),
+            )
+            .await
+            .map_err(|e| self.fail("renew the lease on", &held.target, e))?;
+        match outcome {
+            Ok(renewed) => {
+                guard.set_lease(renewed);
+                Ok(())
+            }
+            Err(reason) => Err(StateError::LeaseLost {
+                target: held.target,
+                reason,
+            }),
+        }
+    }
+
+    async fn read_lease_state(&self, target: &str) -> StateResult<LeaseState> {
+        let id = doc_id(target)?;
+        let doc = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(&self.url.collection)
+            .one(&id)
+            .await
+            .map_err(|e| self.fail("read the lease on", target, e))?;
+        Ok(lease_state(doc.as_ref().and_then(read_lease), Utc::now()))
     }
 
     async fn give_back(&self, guard: LeaseGuard) -> StateResult<()> {
         let (lease, _) = guard.into_parts();
         let id = doc_id(&lease.target)?;
         let collection = self.url.collection.clone();
-        let token = lease.token.to_string();
+        let target = lease.target.clone();
+        let token = lease.token;
         self.db
             .run_transaction_with_options(
                 |db, transaction| {
                     let collection = collection.clone();
                     let id = id.clone();
-                    let token = token.clone();
+                    let target = target.clone();
                     async move {
-                        let current: Option<TargetDoc> = db
-                            .fluent()
-                            .select()
-                            .by_id_in(&collection)
-                            .obj()
-                            .one(&id)
-                            .await?;
-                        let Some(mut doc) = current else {
-                            return Ok(());
-                        };
+                        let doc = Self::read_doc(&db, &collection, &id).await?;
                         // Taken over after it expired: the lease is someone else's now.
-                        if doc.lease.as_ref().is_none_or(|held| held.token != token) {
-                            return Ok(());
+                        match doc.as_ref().and_then(read_lease) {
+                            Some(Ok(current)) if current.token == token => {}
+                            _ => return Ok::<(), BackoffError<FirestoreError>>(()),
                         }
-                        doc.lease = None;
-                        doc.updated_at = Some(FirestoreTimestamp::now());
-                        db.fluent()
-                            .update()
-                            .in_col(&collection)
-                            .document_id(&id)
-                            .object(&doc)
-                            .add_to_transaction(transaction)?;
-                        Ok::<(), BackoffError<FirestoreError>>(())
+                        Self::write_lease(&db, transaction, &collection, &id, &target, None)
                     }
                     .boxed()
                 },
@@ -692,6 +818,19 @@ impl StateLog for FirestoreLog {
         self.take_lease(request)
     }
 
+    fn renew(
+        &self,
+        guard: &mut LeaseGuard,
+        expiry: Duration,
+    ) -> impl Future<Output = StateResult<()>> + Send {
+        self.renew_lease(guard, expiry)
+    }
+
+    fn lease(&self, target: &str) -> impl Future<Output = StateResult<LeaseState>> + Send {
+        let target = target.to_owned();
+        async move { self.read_lease_state(&target).await }
+    }
+
     fn release(&self, guard: LeaseGuard) -> impl Future<Output = StateResult<()>> + Send {
         self.give_back(guard)
     }
@@ -719,8 +858,8 @@ pub struct TargetState {
     pub service: Option<String>,
     /// The latest recorded Kong upstream.
     pub upstream: Option<String>,
-    /// The lease, if one is recorded (it may have expired).
-    pub lease: Option<Lease>,
+    /// The lease: free, held, abandoned (expired) or unreadable.
+    pub lease: LeaseState,
 }
 
 /// One side's recorded state.
@@ -752,9 +891,76 @@ struct TargetDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upstream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    lease: Option<LeaseDoc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     updated_at: Option<FirestoreTimestamp>,
+}
+
+/// The fields of the target document an append writes: all but `lease`.
+const TARGET_FIELDS: [&str; 8] = [
+    "target",
+    "last_seq",
+    "active_color",
+    "sides",
+    "environment",
+    "service",
+    "upstream",
+    "updated_at",
+];
+
+/// The fields of the target document a lease operation writes.
+const LEASE_FIELDS: [&str; 3] = ["target", "lease", "updated_at"];
+
+/// What a lease operation writes into the target document.
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseWrite {
+    target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<LeaseDoc>,
+    updated_at: FirestoreTimestamp,
+}
+
+/// The `lease` field of a target document, read on its own so that a record this version
+/// cannot read is "held by an unknown holder", never a failure to read the document or a
+/// free lease.
+#[derive(Debug, Deserialize)]
+struct LeaseField {
+    #[serde(default)]
+    lease: Option<LeaseDoc>,
+}
+
+/// Why an acquire was refused.
+enum Refusal {
+    Held(Lease),
+    Unreadable(String),
+}
+
+/// The lease recorded in a target document: `None` if there is none, `Err` saying why if
+/// it cannot be read.
+fn read_lease(doc: &firestore::FirestoreDocument) -> Option<Result<Lease, String>> {
+    let field = doc.fields.get("lease")?;
+    if matches!(
+        field.value_type,
+        None | Some(firestore::gcloud_sdk::google::firestore::v1::value::ValueType::NullValue(_))
+    ) {
+        return None;
+    }
+    let record = match FirestoreDb::deserialize_doc_to::<LeaseField>(doc) {
+        Ok(LeaseField {
+            lease: Some(record),
+        }) => record,
+        Ok(LeaseField { lease: None }) => return None,
+        Err(err) => return Some(Err(format!("unreadable lease record: {err}"))),
+    };
+    Some(record.to_lease())
+}
+
+/// What a recorded lease means at `now`.
+fn lease_state(recorded: Option<Result<Lease, String>>, now: DateTime<Utc>) -> LeaseState {
+    match recorded {
+        None => LeaseState::Free,
+        Some(Ok(lease)) if lease.is_expired_at(now) => LeaseState::Abandoned { lease },
+        Some(Ok(lease)) => LeaseState::Held { lease },
+        Some(Err(reason)) => LeaseState::Unreadable { reason },
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -769,32 +975,54 @@ struct SideDoc {
     updated_at: Option<FirestoreTimestamp>,
 }
 
+/// The lease record in a target document (versioned: see [`LEASE_RECORD_VERSION`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LeaseDoc {
-    holder: String,
+    version: u32,
+    target: String,
+    holder: LeaseHolder,
     token: String,
     acquired_at: FirestoreTimestamp,
+    renewed_at: FirestoreTimestamp,
     expires_at: FirestoreTimestamp,
+    deadline: FirestoreTimestamp,
+    renew_every_ms: u64,
 }
 
 impl LeaseDoc {
     fn from_lease(lease: &Lease) -> LeaseDoc {
         LeaseDoc {
+            version: LEASE_RECORD_VERSION,
+            target: lease.target.clone(),
             holder: lease.holder.clone(),
             token: lease.token.to_string(),
             acquired_at: to_firestore(lease.acquired_at),
+            renewed_at: to_firestore(lease.renewed_at),
             expires_at: to_firestore(lease.expires_at),
+            deadline: to_firestore(lease.deadline),
+            renew_every_ms: u64::try_from(lease.renew_every.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
-    /// The lease, or `None` if the record is unreadable (then it does not block anyone).
-    fn to_lease(&self) -> Option<Lease> {
-        Some(Lease {
-            target: String::new(),
+    /// The lease, or why the record cannot be read (then it is held by an unknown holder).
+    fn to_lease(&self) -> Result<Lease, String> {
+        if self.version != LEASE_RECORD_VERSION {
+            return Err(format!(
+                "lease record version {} (this kong-switch reads version {LEASE_RECORD_VERSION})",
+                self.version
+            ));
+        }
+        let token = Uuid::parse_str(&self.token)
+            .map_err(|e| format!("unreadable lease token {:?}: {e}", self.token))?;
+        Ok(Lease {
+            target: self.target.clone(),
             holder: self.holder.clone(),
             acquired_at: from_firestore(self.acquired_at),
+            renewed_at: from_firestore(self.renewed_at),
             expires_at: from_firestore(self.expires_at),
-            token: Uuid::parse_str(&self.token).ok()?,
+            deadline: from_firestore(self.deadline),
+            renew_every: Duration::from_millis(self.renew_every_ms),
+            token,
         })
     }
 }
@@ -809,7 +1037,6 @@ impl TargetDoc {
             environment: None,
             service: None,
             upstream: None,
-            lease: None,
             updated_at: None,
         }
     }
@@ -860,15 +1087,7 @@ impl TargetDoc {
         }
     }
 
-    fn into_state(self) -> TargetState {
-        let lease = self
-            .lease
-            .as_ref()
-            .and_then(LeaseDoc::to_lease)
-            .map(|l| Lease {
-                target: self.target.clone(),
-                ..l
-            });
+    fn into_state(self, lease: LeaseState) -> TargetState {
         TargetState {
             last_seq: u64::try_from(self.last_seq).unwrap_or(0),
             active_color: self.active_color,
@@ -1194,7 +1413,7 @@ mod tests {
         retired.seq = 3;
         doc.record(&retired);
 
-        let state = doc.into_state();
+        let state = doc.into_state(LeaseState::Free);
         assert_eq!(state.last_seq, 3);
         assert_eq!(state.active_color.as_deref(), Some("green"));
         assert_eq!(state.sides["green"].status, Some(DeploymentStatus::Active));

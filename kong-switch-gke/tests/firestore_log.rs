@@ -11,8 +11,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    Color, DeploymentStatus, Error as StateError, Event, EventKind, LeaseRequest, StateLog,
-    conformance,
+    Color, DeploymentStatus, Error as StateError, Event, EventKind, LeaseRequest, LeaseState,
+    StateLog, conformance,
 };
 use kong_switch_gke::{FirestoreEndpoint, FirestoreLog, FirestoreUrl};
 use support::emulator::Emulator;
@@ -67,6 +67,11 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
     check!(concurrent_acquires_have_exactly_one_winner);
     check!(concurrent_appends_get_distinct_sequence_numbers);
     check!(holder_can_append_while_holding_the_lease);
+    check!(renew_extends_the_lease_and_lease_shows_the_holder);
+    check!(an_abandoned_lease_is_taken_over_and_the_takeover_recorded);
+    check!(a_renewed_lease_outlives_its_expiry_and_is_never_taken_over);
+    check!(break_lease_is_refused_while_renewals_arrive);
+    check!(break_lease_takes_over_an_unrenewed_lease_and_records_it);
     {
         let host = host.clone();
         let collection = collection.clone();
@@ -90,6 +95,31 @@ async fn firestore_log_passes_the_state_log_suite_and_firestore_checks_on_the_em
         checks.push((
             "stale_release_does_not_free_the_new_holder",
             Box::pin(async move { stale_release_does_not_free_the_new_holder(&log).await }),
+        ));
+    }
+    {
+        let log = log.clone();
+        checks.push((
+            "a_holder_whose_lease_was_taken_over_cannot_renew_it",
+            Box::pin(
+                async move { a_holder_whose_lease_was_taken_over_cannot_renew_it(&log).await },
+            ),
+        ));
+    }
+    {
+        let log = log.clone();
+        let host = host.clone();
+        let collection = collection.clone();
+        checks.push((
+            "an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken",
+            Box::pin(async move {
+                an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken(
+                    &log,
+                    &host,
+                    &collection,
+                )
+                .await;
+            }),
         ));
     }
     {
@@ -147,7 +177,7 @@ async fn expired_lease_is_taken_over(log: &FirestoreLog) {
         ))
         .await
         .expect("an expired lease is taken over");
-    assert_eq!(fresh.lease().holder, "bob@host (pid 2)");
+    assert_eq!(fresh.lease().holder.to_string(), "bob@host (pid 2)");
     assert_ne!(fresh.lease().token, stale.lease().token);
     log.release(fresh).await.expect("release");
 }
@@ -189,6 +219,131 @@ async fn stale_release_does_not_free_the_new_holder(log: &FirestoreLog) {
     log.release(current).await.expect("release");
 }
 
+/// A holder whose lease expired and was taken over learns it at its next renewal, and an
+/// append by the new holder leaves the lease alone.
+async fn a_holder_whose_lease_was_taken_over_cannot_renew_it(log: &FirestoreLog) {
+    let target = fresh("lost");
+    let mut stale = log
+        .acquire(
+            LeaseRequest::new(&target, "stalled@host", Duration::from_secs(600))
+                .renewed(Duration::from_millis(100), Duration::from_millis(300)),
+        )
+        .await
+        .expect("first acquire");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let current = log
+        .acquire(LeaseRequest::new(
+            &target,
+            "new@host",
+            Duration::from_secs(600),
+        ))
+        .await
+        .expect("takeover of the expired lease");
+    assert_eq!(
+        current.takeover().map(|t| t.cause),
+        Some(kong_switch_core::state::TakeoverCause::Expired)
+    );
+    log.append(Event::new(&target, EventKind::Status))
+        .await
+        .expect("append");
+    match log.renew(&mut stale, Duration::from_secs(1)).await {
+        Err(StateError::LeaseLost { reason, .. }) => {
+            assert!(
+                reason.contains("new@host"),
+                "names the new holder: {reason}"
+            );
+        }
+        other => panic!("renewing a lease taken over: expected LeaseLost, got {other:?}"),
+    }
+    match log.lease(&target).await.expect("lease") {
+        LeaseState::Held { lease } => assert_eq!(lease.token, current.lease().token),
+        other => panic!("the append left the lease alone: {other:?}"),
+    }
+    log.release(current).await.expect("release");
+}
+
+/// Writes `lease` (a Firestore REST value) into the target document, as another version
+/// of kong-switch (or a broken write) would.
+async fn write_raw_lease(host: &str, collection: &str, target: &str, lease: serde_json::Value) {
+    let url = format!(
+        "http://{host}/v1/projects/kong-switch-test/databases/(default)/documents/{collection}/{target}?updateMask.fieldPaths=lease&updateMask.fieldPaths=target"
+    );
+    let body = serde_json::json!({
+        "fields": {"lease": lease, "target": {"stringValue": target}}
+    });
+    let response = reqwest::Client::new()
+        .patch(url)
+        .bearer_auth("owner")
+        .json(&body)
+        .send()
+        .await
+        .expect("reach the emulator");
+    assert!(
+        response.status().is_success(),
+        "raw write: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// A lease record this version cannot read (a newer version, a broken shape) is held by
+/// an unknown holder: never free, shown as unreadable, and taken over only by a break that
+/// saw it unchanged, which is recorded.
+async fn an_unreadable_lease_record_is_held_by_an_unknown_holder_until_broken(
+    log: &FirestoreLog,
+    host: &str,
+    collection: &str,
+) {
+    use kong_switch_core::state::{LeaseKeeper, TakeoverCause};
+    use serde_json::json;
+
+    for (case, raw) in [
+        (
+            "newer",
+            json!({"mapValue": {"fields": {"version": {"integerValue": "2"}}}}),
+        ),
+        ("not-a-map", json!({"stringValue": "alice"})),
+    ] {
+        let target = fresh(case);
+        write_raw_lease(host, collection, &target, raw).await;
+        let err = log
+            .acquire(LeaseRequest::new(&target, "bob", Duration::from_secs(600)))
+            .await
+            .expect_err("an unreadable lease is never free");
+        assert!(err.is_lease_held(), "{case}: {err}");
+        assert!(
+            err.lease_holder()
+                .is_some_and(|h| h.starts_with("an unknown holder")),
+            "{case}: {err}"
+        );
+        assert!(
+            matches!(
+                log.lease(&target).await.expect("lease"),
+                LeaseState::Unreadable { .. }
+            ),
+            "{case}: status shows it unreadable"
+        );
+        let request = LeaseRequest::new(&target, "breaker", Duration::from_secs(600))
+            .renewed(Duration::from_millis(200), Duration::from_secs(1));
+        let keeper = LeaseKeeper::acquire(
+            log,
+            request,
+            true,
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("a break of an unchanged unreadable record");
+        let recorded = log
+            .last_of(&target, &[EventKind::LeaseTakenOver])
+            .await
+            .expect("read")
+            .and_then(|e| e.takeover)
+            .expect("the break is recorded");
+        assert_eq!(recorded.cause, TakeoverCause::Broken, "{case}");
+        assert!(recorded.previous.is_none(), "{case}");
+        keeper.release().await.expect("release");
+    }
+}
+
 /// The target document carries the active side and each side's status.
 async fn target_document_tracks_the_current_state(log: &FirestoreLog) {
     let target = fresh("current");
@@ -220,7 +375,7 @@ async fn target_document_tracks_the_current_state(log: &FirestoreLog) {
     assert_eq!(state.sides["green"].status, Some(DeploymentStatus::Active));
     assert_eq!(state.sides["green"].version.as_deref(), Some("2.0.0"));
     assert_eq!(state.sides["blue"].status, Some(DeploymentStatus::Idle));
-    assert!(state.lease.is_none());
+    assert_eq!(state.lease, LeaseState::Free);
 }
 
 /// Separate clients (as separate processes would be) racing for one lease: one winner.

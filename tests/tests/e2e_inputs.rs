@@ -189,6 +189,16 @@ const CASES: &[Case] = &[
         "--green-suffix",
     ),
     case("resolve empty side", &["resolve", "{S}", "--to="], "--to"),
+    case(
+        "lease renewal 0",
+        &["switch", "{S}", "--lease-renew-every", "0"],
+        "--lease-renew-every",
+    ),
+    case(
+        "lease expiry 1e300",
+        &["rollback", "{S}", "--lease-expiry", "1e300"],
+        "--lease-expiry",
+    ),
     // Counts and fractions.
     case(
         "probe count 0",

@@ -22,6 +22,7 @@ pub async fn run(
     args: &RollbackArgs,
 ) -> Result<Exit, CliError> {
     SwitchTarget::parse(&args.target)?.validate()?;
+    let leases = state::lease_policy(&args.lease, args.lease_ttl)?;
     let log = state::open_log(global).await?;
     let progress = Arc::new(CliProgress::new(
         printer.progress_enabled(),
@@ -30,7 +31,8 @@ pub async fn run(
     let engine = Engine::new(client, log)
         .with_progress(SharedProgress(Arc::clone(&progress)))
         .with_data_plane_timeout(args.dp_timeout)
-        .with_parallelism(args.parallelism);
+        .with_parallelism(args.parallelism)
+        .with_lease_policy(leases);
     let actor = state::actor(args.actor.as_deref());
     let report = engine.rollback(&args.target, &actor, args.lease_ttl).await;
     progress.finish();

@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use kong_switch_core::admin::{AdminRequest, KongClient};
 use kong_switch_core::inspect::{self, ServiceStatus};
 use kong_switch_core::model::NameOrId;
-use kong_switch_core::state::{Event, IntentRecord, StateLog};
+use kong_switch_core::state::{Event, IntentRecord, Lease, LeaseState, StateLog};
 use kong_switch_core::switch::{Drift, DriftState, Engine, SwitchTarget};
 use serde::Serialize;
 
@@ -30,6 +31,9 @@ pub struct StatusReport {
     /// it is.
     #[serde(serialize_with = "brief_event")]
     pub last_event: Option<Event>,
+    /// The lease on the service: free, held (by whom, last renewed when), abandoned (its
+    /// holder stopped renewing it) or unreadable.
+    pub lease: LeaseState,
     /// The log compared with Kong.
     pub drift: Drift,
 }
@@ -65,11 +69,13 @@ pub async fn run(
     };
     let log = state::open_log(global).await?;
     let last_event = log.last(service.as_str()).await?;
+    let lease = log.lease(service.as_str()).await?;
     let drift = Engine::new(client, log).drift(service.as_str()).await?;
     let exit = Exit::of_drift(drift.state);
     printer.print(&StatusReport {
         kong_view,
         last_event,
+        lease,
         drift,
     })?;
     Ok(exit)
@@ -103,6 +109,7 @@ impl Render for StatusReport {
             // The id `history` shows for each event of the run, to find them in the log.
             writeln!(out, "last run: {run}")?;
         }
+        writeln!(out, "lease: {}", lease_line(&self.lease, Utc::now()))?;
         let verdict = match self.drift.state {
             DriftState::NoHistory => "nothing recorded to compare",
             DriftState::InSync => "Kong matches the log",
@@ -143,6 +150,44 @@ impl Render for StatusReport {
         }
         Ok(())
     }
+}
+
+/// One line on the lease: who holds it and when it last renewed, or that it was abandoned
+/// and by which run.
+fn lease_line(state: &LeaseState, now: DateTime<Utc>) -> String {
+    match state {
+        LeaseState::Free => "free".to_owned(),
+        LeaseState::Held { lease } => format!(
+            "held by {}; last renewed {} ({} ago), expires {}",
+            lease.holder,
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Abandoned { lease } => format!(
+            "ABANDONED by {} (run {}): last renewed {} ({} ago), expired {}; the next run or rollback takes it over",
+            lease.holder,
+            lease
+                .holder
+                .run_id
+                .map_or_else(|| "unknown".to_owned(), |r| r.to_string()),
+            at(lease.renewed_at),
+            ago(lease, now),
+            at(lease.expires_at)
+        ),
+        LeaseState::Unreadable { reason } => format!(
+            "held by an unknown holder: {reason} (`--break-lease` takes it over if it does not change while watched)"
+        ),
+    }
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn ago(lease: &Lease, now: DateTime<Utc>) -> String {
+    let secs = (now - lease.renewed_at).num_seconds().max(0);
+    humantime::format_duration(std::time::Duration::from_secs(secs.unsigned_abs())).to_string()
 }
 
 fn render_kong_view(view: &ServiceStatus, out: &mut dyn Write) -> io::Result<()> {
@@ -232,9 +277,13 @@ fn list_or_dash(items: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
     use kong_switch_core::admin::Method;
-    use kong_switch_core::state::{INTENT_FORMAT, Intent};
+    use kong_switch_core::state::{INTENT_FORMAT, Intent, LeaseHolder, LeaseRequest};
     use serde_json::json;
+    use uuid::Uuid;
 
     use super::*;
 
@@ -267,5 +316,55 @@ mod tests {
         );
         assert!(shown["intent"]["undo"][0]["body"].is_null(), "{shown}");
         assert!(shown["intent"].get("prior").is_none(), "{shown}");
+    }
+
+    fn lease(run: Uuid) -> Lease {
+        let holder = LeaseHolder::new("alice@vm")
+            .with_host("vm")
+            .with_pid(4242)
+            .with_run_id(run);
+        Lease::grant(
+            &LeaseRequest::new("orders", holder, Duration::from_secs(900))
+                .renewed(Duration::from_secs(10), Duration::from_secs(30)),
+        )
+    }
+
+    #[test]
+    fn the_lease_line_names_the_holder_its_last_renewal_and_an_abandoned_run() {
+        let run = Uuid::new_v4();
+        let lease = lease(run);
+        let now = lease.renewed_at + TimeDelta::seconds(12);
+        let run = run.to_string();
+        let cases = [
+            (LeaseState::Free, vec!["free"]),
+            (
+                LeaseState::Held {
+                    lease: lease.clone(),
+                },
+                vec![
+                    "held by alice@vm (pid 4242 on vm",
+                    "last renewed",
+                    "(12s ago)",
+                ],
+            ),
+            (
+                LeaseState::Abandoned {
+                    lease: lease.clone(),
+                },
+                vec!["ABANDONED by alice@vm", run.as_str(), "takes it over"],
+            ),
+            (
+                LeaseState::Unreadable {
+                    reason: "lease record version 2".into(),
+                },
+                vec!["unknown holder", "lease record version 2", "--break-lease"],
+            ),
+        ];
+        for (state, wanted) in cases {
+            let line = lease_line(&state, now);
+            for part in wanted {
+                assert!(line.contains(part), "{part:?} missing from {line:?}");
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ pub async fn switch(
         StrategyArg::Weights => Strategy::Weights(weights_options(&args.weights)?),
     };
     let req = request(global, target, strategy, args.to.clone(), &args.run)?;
-    run(global, client, printer, req, args.run.cluster.dp_timeout).await
+    run(global, client, printer, req, &args.run).await
 }
 
 /// Runs `shift`: a `weights` switch.
@@ -53,7 +53,7 @@ pub async fn shift(
     let target = SwitchTarget::parse(&args.service)?;
     let strategy = Strategy::Weights(weights_options(&args.weights)?);
     let req = request(global, target, strategy, args.to.clone(), &args.run)?;
-    run(global, client, printer, req, args.run.cluster.dp_timeout).await
+    run(global, client, printer, req, &args.run).await
 }
 
 async fn run(
@@ -61,9 +61,10 @@ async fn run(
     client: KongClient,
     printer: &Printer,
     req: SwitchRequest,
-    dp_timeout: std::time::Duration,
+    args: &RunArgs,
 ) -> Result<Exit, CliError> {
     req.validate()?;
+    let leases = state::lease_policy(&args.record.lease, req.lease_ttl)?;
     let log = state::open_log(global).await?;
     let progress = Arc::new(CliProgress::new(
         printer.progress_enabled(),
@@ -74,8 +75,9 @@ async fn run(
     let engine = Engine::new(client, log)
         .with_progress(SharedProgress(Arc::clone(&progress)))
         .with_cancellation(cancel)
-        .with_data_plane_timeout(dp_timeout)
-        .with_parallelism(req.parallelism);
+        .with_data_plane_timeout(args.cluster.dp_timeout)
+        .with_parallelism(req.parallelism)
+        .with_lease_policy(leases);
     let outcome = match &req.target {
         SwitchTarget::Tagged(_) => {
             let report = engine.switch_batch(&req).await;

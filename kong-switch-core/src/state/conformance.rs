@@ -26,9 +26,11 @@ use futures::future::join_all;
 use serde_json::json;
 use uuid::Uuid;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{
     Color, DeploymentStatus, Error, Event, EventKind, INTENT_FORMAT, Intent, IntentRecord,
-    LeaseRequest, StateLog, Step,
+    LeaseHolder, LeaseKeeper, LeaseRequest, LeaseState, StateLog, Step, TakeoverCause,
 };
 use crate::admin::{AdminRequest, Method};
 
@@ -281,7 +283,7 @@ pub async fn acquire_grants_a_lease_for_the_ttl(log: &impl StateLog) {
     };
     let lease = guard.lease().clone();
     assert_eq!(lease.target, target);
-    assert_eq!(lease.holder, "alice");
+    assert_eq!(lease.holder.to_string(), "alice");
     let ttl = chrono::TimeDelta::from_std(TTL).unwrap_or(chrono::TimeDelta::MAX);
     assert!(
         lease.acquired_at >= before - chrono::TimeDelta::seconds(5),
@@ -317,6 +319,7 @@ pub async fn second_acquire_fails_naming_the_holder(log: &impl StateLog) {
                 target: held,
                 holder,
                 expires_at,
+                ..
             }) => {
                 assert_eq!(held, target, "LeaseHeld names the target");
                 assert_eq!(holder, "alice@host (pid 1)", "LeaseHeld names the holder");
@@ -344,7 +347,7 @@ pub async fn release_lets_another_acquire(log: &impl StateLog) {
     release_ok(log, first).await;
     match log.acquire(LeaseRequest::new(&target, "bob", TTL)).await {
         Ok(second) => {
-            assert_eq!(second.lease().holder, "bob");
+            assert_eq!(second.lease().holder.to_string(), "bob");
             release_ok(log, second).await;
         }
         Err(err) => panic!("acquire after release failed: {err}"),
@@ -392,7 +395,11 @@ pub async fn concurrent_acquires_have_exactly_one_winner(log: &impl StateLog) {
     );
     let winner = winners.remove(0);
     for holder in &losers {
-        assert_eq!(holder, &winner.lease().holder, "losers name the winner");
+        assert_eq!(
+            holder,
+            &winner.lease().holder.to_string(),
+            "losers name the winner"
+        );
     }
     release_ok(log, winner).await;
 }
@@ -430,6 +437,297 @@ pub async fn holder_can_append_while_holding_the_lease(log: &impl StateLog) {
     let stored = append_ok(log, status_event(&target, "while held")).await;
     assert_eq!(stored.seq, 1);
     release_ok(log, guard).await;
+}
+
+/// How often the lease checks' holders renew, and how long their leases last without.
+const RENEW_EVERY: Duration = Duration::from_millis(300);
+const EXPIRY: Duration = Duration::from_millis(1500);
+
+/// A request by `actor` for the run `run`, renewed every [`RENEW_EVERY`], lasting
+/// `expiry` after each renewal.
+fn renewed_request(target: &str, actor: &str, run: Uuid, expiry: Duration) -> LeaseRequest {
+    let holder = LeaseHolder::new(actor)
+        .with_host("conformance-host")
+        .with_pid(std::process::id())
+        .with_run_id(run);
+    LeaseRequest::new(target, holder, TTL).renewed(RENEW_EVERY, expiry)
+}
+
+async fn lease_state(log: &impl StateLog, target: &str) -> LeaseState {
+    match log.lease(target).await {
+        Ok(state) => state,
+        Err(err) => panic!("lease of {target:?} failed: {err}"),
+    }
+}
+
+/// `renew` moves the expiry `expiry` past now and keeps the token; `lease` shows the
+/// holder (actor, host, pid, run) and its last renewal.
+pub async fn renew_extends_the_lease_and_lease_shows_the_holder(log: &impl StateLog) {
+    let target = fresh_target("renew");
+    let run = Uuid::new_v4();
+    let mut guard = match log
+        .acquire(renewed_request(&target, "alice", run, EXPIRY))
+        .await
+    {
+        Ok(guard) => guard,
+        Err(err) => panic!("acquire failed: {err}"),
+    };
+    let granted = guard.lease().clone();
+    assert_eq!(
+        granted.expires_at - granted.acquired_at,
+        chrono::TimeDelta::from_std(EXPIRY).unwrap_or(chrono::TimeDelta::MAX),
+        "a renewed lease is granted for its expiry, not its ttl"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(err) = log.renew(&mut guard, Duration::from_secs(5)).await {
+        panic!("renew failed: {err}");
+    }
+    let renewed = guard.lease().clone();
+    assert_eq!(renewed.token, granted.token, "renewal keeps the token");
+    assert!(renewed.renewed_at > granted.renewed_at, "{renewed:?}");
+    assert!(
+        renewed.expires_at
+            >= renewed.renewed_at + chrono::TimeDelta::seconds(5)
+                - chrono::TimeDelta::milliseconds(1),
+        "renewal expires `expiry` after it: {renewed:?}"
+    );
+    match lease_state(log, &target).await {
+        LeaseState::Held { lease } => {
+            assert_eq!(lease.holder, renewed.holder, "the holder as recorded");
+            assert_eq!(lease.holder.run_id, Some(run));
+            assert_eq!(lease.holder.host.as_deref(), Some("conformance-host"));
+            assert_eq!(lease.token, renewed.token);
+            let skew = (lease.renewed_at - renewed.renewed_at).abs();
+            assert!(
+                skew < chrono::TimeDelta::milliseconds(1),
+                "the last renewal: {lease:?}"
+            );
+            assert_eq!(lease.renew_every, RENEW_EVERY);
+        }
+        other => panic!("lease of a held target: expected Held, got {other:?}"),
+    }
+    release_ok(log, guard).await;
+    assert_eq!(
+        lease_state(log, &target).await,
+        LeaseState::Free,
+        "released"
+    );
+}
+
+/// A holder that stops without releasing (a killed process: the guard is dropped) leaves
+/// a lease that `lease` shows as abandoned, naming its run, once it expired (or at once,
+/// when the store knows the holder is gone); the next holder takes it over through a
+/// [`LeaseKeeper`], which records who took it over from whom.
+pub async fn an_abandoned_lease_is_taken_over_and_the_takeover_recorded(log: &impl StateLog) {
+    let target = fresh_target("takeover");
+    let crashed_run = Uuid::new_v4();
+    let crashed = match log
+        .acquire(renewed_request(&target, "crashed", crashed_run, EXPIRY))
+        .await
+    {
+        Ok(guard) => guard,
+        Err(err) => panic!("first acquire failed: {err}"),
+    };
+    let before = crashed.lease().clone();
+    drop(crashed);
+    tokio::time::sleep(EXPIRY + Duration::from_millis(200)).await;
+    match lease_state(log, &target).await {
+        LeaseState::Abandoned { lease } => {
+            assert_eq!(lease.holder.run_id, Some(crashed_run), "names the run");
+            assert_eq!(lease.token, before.token);
+        }
+        other => panic!("an expired, unreleased lease: expected Abandoned, got {other:?}"),
+    }
+
+    let run = Uuid::new_v4();
+    let keeper = match LeaseKeeper::acquire(
+        log,
+        renewed_request(&target, "rescuer", run, EXPIRY),
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    {
+        Ok(keeper) => keeper,
+        Err(err) => panic!("an abandoned lease must be taken over: {err}"),
+    };
+    let history = match log.history(&target).await {
+        Ok(history) => history,
+        Err(err) => panic!("history failed: {err}"),
+    };
+    let recorded: Vec<&Event> = history
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::LeaseTakenOver)
+        .collect();
+    assert_eq!(
+        recorded.len(),
+        1,
+        "one takeover recorded: {:?}",
+        history.events
+    );
+    let event = recorded[0];
+    assert_eq!(
+        event.run_id,
+        Some(run),
+        "the takeover belongs to the new run"
+    );
+    assert_eq!(event.actor.as_deref(), Some("rescuer"));
+    let Some(takeover) = &event.takeover else {
+        panic!("the takeover event carries the takeover: {event:?}");
+    };
+    assert!(
+        matches!(
+            takeover.cause,
+            TakeoverCause::Expired | TakeoverCause::HolderGone
+        ),
+        "{takeover:?}"
+    );
+    let previous = takeover.previous.as_ref().map(|p| p.holder.run_id);
+    assert_eq!(previous, Some(Some(crashed_run)), "from whom: {takeover:?}");
+    assert_eq!(takeover.by.run_id, Some(run), "by whom: {takeover:?}");
+    if let Err(err) = keeper.release().await {
+        panic!("release failed: {err}");
+    }
+}
+
+/// A lease kept by its running holder, for longer than its expiry (a long bake), is never
+/// taken over: every contender gets [`Error::LeaseHeld`] naming the holder and its last
+/// renewal, and `lease` shows it held.
+pub async fn a_renewed_lease_outlives_its_expiry_and_is_never_taken_over(log: &impl StateLog) {
+    let target = fresh_target("kept");
+    let run = Uuid::new_v4();
+    let mut keeper = match LeaseKeeper::acquire(
+        log,
+        renewed_request(&target, "baker", run, EXPIRY),
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    {
+        Ok(keeper) => keeper,
+        Err(err) => panic!("acquire failed: {err}"),
+    };
+    let stop = keeper.stop_token();
+    let contend = async {
+        let mut refusals = 0;
+        // Three expiries of contention while the holder "bakes".
+        for _ in 0..6 {
+            tokio::time::sleep(EXPIRY / 2).await;
+            match log
+                .acquire(renewed_request(&target, "intruder", Uuid::new_v4(), EXPIRY))
+                .await
+            {
+                Err(Error::LeaseHeld {
+                    holder, renewed_at, ..
+                }) => {
+                    assert!(holder.starts_with("baker"), "names the holder: {holder}");
+                    assert!(renewed_at.is_some(), "says when it last renewed");
+                    refusals += 1;
+                }
+                other => panic!("a live lease was not refused: {other:?}"),
+            }
+            assert!(
+                matches!(lease_state(log, &target).await, LeaseState::Held { .. }),
+                "status shows it held"
+            );
+        }
+        refusals
+    };
+    let refusals = keeper.hold(contend).await;
+    assert_eq!(refusals, 6);
+    assert!(!stop.is_cancelled(), "the holder kept its lease");
+    assert!(keeper.lost().is_none(), "{:?}", keeper.lost());
+    if let Err(err) = keeper.release().await {
+        panic!("release failed: {err}");
+    }
+}
+
+/// `--break-lease` is refused while the holder's renewals arrive, even though a live
+/// holder's lease would otherwise be broken only by an explicit request.
+pub async fn break_lease_is_refused_while_renewals_arrive(log: &impl StateLog) {
+    let target = fresh_target("break-refused");
+    let mut keeper = match LeaseKeeper::acquire(
+        log,
+        renewed_request(&target, "alive", Uuid::new_v4(), Duration::from_secs(60)),
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    {
+        Ok(keeper) => keeper,
+        Err(err) => panic!("acquire failed: {err}"),
+    };
+    let breaker = CancellationToken::new();
+    let attempt = LeaseKeeper::acquire(
+        log,
+        renewed_request(&target, "breaker", Uuid::new_v4(), EXPIRY),
+        true,
+        &breaker,
+    );
+    match keeper.hold(attempt).await {
+        Err(err @ (Error::LeaseRenewing { .. } | Error::LeaseHeld { .. })) => {
+            assert!(err.is_lease_held(), "{err}");
+            assert!(
+                err.lease_holder().is_some_and(|h| h.starts_with("alive")),
+                "names the holder: {err}"
+            );
+        }
+        Ok(_) => panic!("a lease with renewals arriving was broken"),
+        Err(err) => panic!("break: expected a refusal, got {err}"),
+    }
+    if let Err(err) = keeper.release().await {
+        panic!("release failed: {err}");
+    }
+}
+
+/// `--break-lease` takes over a lease that has not expired (its holder's clock may run
+/// ahead) when it was not renewed while watched, and the takeover is recorded.
+pub async fn break_lease_takes_over_an_unrenewed_lease_and_records_it(log: &impl StateLog) {
+    let target = fresh_target("break");
+    let gone_run = Uuid::new_v4();
+    let gone = match log
+        .acquire(renewed_request(&target, "gone", gone_run, TTL))
+        .await
+    {
+        Ok(guard) => guard,
+        Err(err) => panic!("acquire failed: {err}"),
+    };
+    drop(gone);
+    let run = Uuid::new_v4();
+    let keeper = match LeaseKeeper::acquire(
+        log,
+        renewed_request(&target, "breaker", run, EXPIRY),
+        true,
+        &CancellationToken::new(),
+    )
+    .await
+    {
+        Ok(keeper) => keeper,
+        Err(err) => panic!("break of an unrenewed lease failed: {err}"),
+    };
+    let takeover = match log.last_of(&target, &[EventKind::LeaseTakenOver]).await {
+        Ok(Some(event)) => event.takeover,
+        other => panic!("the break is recorded: {other:?}"),
+    };
+    let Some(takeover) = takeover else {
+        panic!("the takeover event carries the takeover");
+    };
+    assert!(
+        matches!(
+            takeover.cause,
+            TakeoverCause::Broken | TakeoverCause::HolderGone
+        ),
+        "{takeover:?}"
+    );
+    assert_eq!(
+        takeover.previous.and_then(|p| p.holder.run_id),
+        Some(gone_run)
+    );
+    assert_eq!(takeover.by.run_id, Some(run));
+    if let Err(err) = keeper.release().await {
+        panic!("release failed: {err}");
+    }
 }
 
 /// Events appended through one handle are read back by a store opened afresh by `open`
@@ -479,5 +777,10 @@ where
     concurrent_acquires_have_exactly_one_winner(&log).await;
     concurrent_appends_get_distinct_sequence_numbers(&log).await;
     holder_can_append_while_holding_the_lease(&log).await;
+    renew_extends_the_lease_and_lease_shows_the_holder(&log).await;
+    an_abandoned_lease_is_taken_over_and_the_takeover_recorded(&log).await;
+    a_renewed_lease_outlives_its_expiry_and_is_never_taken_over(&log).await;
+    break_lease_is_refused_while_renewals_arrive(&log).await;
+    break_lease_takes_over_an_unrenewed_lease_and_records_it(&log).await;
     appends_survive_reopening(open).await;
 }

@@ -27,16 +27,46 @@ pub enum Error {
     /// Another holder has the lease on the target: a domain outcome, not a failure of the
     /// store. The CLI maps it to the "locked" exit code.
     #[error(
-        "{target:?} is being switched by {holder}{}",
+        "{target:?} is being switched by {holder}{}{}",
+        renewed(renewed_at.as_ref()),
         until(expires_at.as_ref())
     )]
     LeaseHeld {
         /// The switch target key.
         target: String,
-        /// Who holds it, as they gave it, e.g. `alice@host (pid 4242)`.
+        /// Who holds it, e.g. `alice@host (pid 4242 on vm, run …)`.
         holder: String,
         /// When the holder's lease lapses, if the store could tell.
         expires_at: Option<DateTime<Utc>>,
+        /// When the holder last renewed it, if the store could tell.
+        renewed_at: Option<DateTime<Utc>>,
+    },
+
+    /// `--break-lease` was refused: the holder renewed its lease while it was watched, so it
+    /// is still running. A domain outcome, like [`Error::LeaseHeld`].
+    #[error(
+        "--break-lease refused: {target:?} is held by {holder}, which renewed its lease at {} while it was watched for {watched_ms} ms, so it is still running; wait for it, or stop it first",
+        renewed_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    )]
+    LeaseRenewing {
+        /// The switch target key.
+        target: String,
+        /// Who holds it.
+        holder: String,
+        /// The renewal seen while watching.
+        renewed_at: DateTime<Utc>,
+        /// How long the lease was watched.
+        watched_ms: u64,
+    },
+
+    /// The holder's lease is no longer its own: it expired and was taken over, or was
+    /// broken. The run must stop.
+    #[error("the lease on {target:?} was lost: {reason}")]
+    LeaseLost {
+        /// The switch target key.
+        target: String,
+        /// What the store found instead of the holder's lease.
+        reason: String,
     },
 
     /// A stored record cannot be read as an event.
@@ -88,15 +118,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether this is [`Error::LeaseHeld`]: someone else is switching the target.
+    /// Whether this is [`Error::LeaseHeld`] or [`Error::LeaseRenewing`]: someone else is
+    /// switching the target.
     pub fn is_lease_held(&self) -> bool {
-        matches!(self, Error::LeaseHeld { .. })
+        matches!(self, Error::LeaseHeld { .. } | Error::LeaseRenewing { .. })
     }
 
-    /// For [`Error::LeaseHeld`], who holds the lease.
+    /// For [`Error::LeaseHeld`] and [`Error::LeaseRenewing`], who holds the lease.
     pub fn lease_holder(&self) -> Option<&str> {
         match self {
-            Error::LeaseHeld { holder, .. } => Some(holder),
+            Error::LeaseHeld { holder, .. } | Error::LeaseRenewing { holder, .. } => Some(holder),
             _ => None,
         }
     }
@@ -108,6 +139,16 @@ impl Error {
     ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
+    }
+}
+
+fn renewed(renewed_at: Option<&DateTime<Utc>>) -> String {
+    match renewed_at {
+        Some(at) => format!(
+            " (last renewed {})",
+            at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        None => String::new(),
     }
 }
 
@@ -132,10 +173,15 @@ mod tests {
                     .expect("valid RFC 3339")
                     .with_timezone(&Utc),
             ),
+            renewed_at: Some(
+                DateTime::parse_from_rfc3339("2026-11-25T01:01:33Z")
+                    .expect("valid RFC 3339")
+                    .with_timezone(&Utc),
+            ),
         };
         assert_eq!(
             err.to_string(),
-            r#""orders" is being switched by alice@host (pid 4242) until 2026-11-25T01:02:03Z"#
+            r#""orders" is being switched by alice@host (pid 4242) (last renewed 2026-11-25T01:01:33Z) until 2026-11-25T01:02:03Z"#
         );
         assert!(err.is_lease_held());
         assert_eq!(err.lease_holder(), Some("alice@host (pid 4242)"));
@@ -147,6 +193,7 @@ mod tests {
             target: "orders".into(),
             holder: "an unknown holder".into(),
             expires_at: None,
+            renewed_at: None,
         };
         assert_eq!(
             err.to_string(),

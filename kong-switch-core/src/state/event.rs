@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Takeover;
 use super::intent::{Intent, IntentRecord};
 
 /// Where a deployment stands, as recorded in the log. Serialized in snake_case.
@@ -137,6 +138,13 @@ pub enum EventKind {
     /// `status`: a plain deployment status transition (e.g. `deploying` → `testing` in the
     /// Kubernetes workflow), given in [`Event::status`].
     Status,
+    /// `lease_taken_over`: a run took over a lease its previous holder did not release
+    /// (it expired, its process was gone, or it was broken). Carries [`Event::takeover`]:
+    /// who took it over from whom.
+    LeaseTakenOver,
+    /// `lease_lost`: a run could not renew its lease (or found it taken over) and stopped at
+    /// the next step boundary; [`Event::reason`] says why.
+    LeaseLost,
     /// A kind written by a newer kong-switch that this version does not know. Read only:
     /// never append it.
     #[serde(other)]
@@ -154,6 +162,8 @@ impl EventKind {
             EventKind::Refused => "refused",
             EventKind::Resolved => "resolved",
             EventKind::Status => "status",
+            EventKind::LeaseTakenOver => "lease_taken_over",
+            EventKind::LeaseLost => "lease_lost",
             EventKind::Unknown => "unknown",
         }
     }
@@ -308,6 +318,9 @@ pub struct Event {
     /// ([`IntentRecord::Unreadable`]): never a default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<IntentRecord>,
+    /// For [`EventKind::LeaseTakenOver`]: who took the lease over from whom, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<Takeover>,
 }
 
 impl Event {
@@ -334,6 +347,7 @@ impl Event {
             to: None,
             step: None,
             intent: None,
+            takeover: None,
         }
     }
 
@@ -370,6 +384,7 @@ impl Event {
             to: self.to.clone(),
             step: None,
             intent: None,
+            takeover: None,
         }
     }
 
@@ -476,6 +491,13 @@ impl Event {
     #[must_use]
     pub fn with_step(mut self, step: Step) -> Self {
         self.step = Some(step);
+        self
+    }
+
+    /// Sets the takeover payload (for [`EventKind::LeaseTakenOver`]).
+    #[must_use]
+    pub fn with_takeover(mut self, takeover: Takeover) -> Self {
+        self.takeover = Some(takeover);
         self
     }
 

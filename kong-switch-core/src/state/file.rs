@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    CorruptLine, Error, Event, EventKind, History, Lease, LeaseGuard, LeaseRequest, Result,
-    StateLog,
+    CorruptLine, Error, Event, EventKind, History, Lease, LeaseGuard, LeaseRequest, LeaseState,
+    Result, StateLog, Takeover, TakeoverCause,
 };
 
 /// Bytes kept of an unreadable line in [`CorruptLine::text`].
@@ -50,8 +50,10 @@ const LOCK_SUFFIX: &str = ".lock";
 ///   interleave, and `fsync`s before it returns. A line left unterminated by a crash is
 ///   reported by [`history`](StateLog::history), and the next append starts on a fresh line.
 /// - `E.lock`: the lease. [`acquire`](StateLog::acquire) takes an exclusive OS lock on it
-///   (`flock` on Unix, `LockFileEx` on Windows) and writes the [`Lease`] into it as JSON, so
-///   a contender's [`Error::LeaseHeld`] names the holder.
+///   (`flock` on Unix, `LockFileEx` on Windows) and writes the [`Lease`] into it as a
+///   versioned record ([`Lease::to_record`]), so a contender's [`Error::LeaseHeld`] names the
+///   holder; [`renew`](StateLog::renew) rewrites the record, [`release`](StateLog::release)
+///   empties it.
 ///
 /// Files are created `0600` and a directory created by [`FileLog::open`] `0700` on Unix.
 /// On case-insensitive file systems, target keys differing only in case share a log.
@@ -59,9 +61,13 @@ const LOCK_SUFFIX: &str = ".lock";
 /// # Leases and expiry
 ///
 /// The OS lock lives as long as the [`LeaseGuard`] (dropping the guard frees it) and dies
-/// with the process, even on `SIGKILL`: a crashed holder never leaves a stale lease. The
-/// other side of this: while the holding process is alive, the lease is held **whatever
-/// its `expires_at`**; the expiry is recorded for humans and for stores without such locks.
+/// with the process, even on `SIGKILL`: a crashed holder's lease is free at once, without
+/// waiting for its expiry. A record left in the file by such a holder makes the next
+/// acquire a takeover ([`LeaseGuard::takeover`]: expired, or holder gone), which
+/// [`LeaseKeeper`](super::LeaseKeeper) records in the log, as with any store. While the
+/// holding process is alive, the lease is held **whatever its `expires_at`**, and cannot be
+/// broken: the expiry is recorded for humans and for stores without such locks. A record
+/// that cannot be read, under a held lock, is held by an unknown holder.
 ///
 /// # Runtime
 ///
@@ -170,6 +176,23 @@ impl StateLog for FileLog {
 
     fn acquire(&self, request: LeaseRequest) -> impl Future<Output = Result<LeaseGuard>> + Send {
         self.blocking(move |dir| acquire(dir, &request))
+    }
+
+    async fn renew(&self, guard: &mut LeaseGuard, expiry: Duration) -> Result<()> {
+        let renewed = guard.lease().renewed(chrono::Utc::now(), expiry);
+        let (mut file, path) = held_file(guard)?;
+        let record = renewed.clone();
+        // The OS lock is the guard's for as long as it lives: only the record changes.
+        tokio::task::spawn_blocking(move || write_record(&mut file, &path, &record))
+            .await
+            .map_err(Error::Task)??;
+        guard.set_lease(renewed);
+        Ok(())
+    }
+
+    fn lease(&self, target: &str) -> impl Future<Output = Result<LeaseState>> + Send {
+        let target = target.to_owned();
+        self.blocking(move |dir| lease_state(dir, &target))
     }
 
     fn release(&self, guard: LeaseGuard) -> impl Future<Output = Result<()>> + Send {
@@ -402,6 +425,32 @@ struct HeldLock {
     path: PathBuf,
 }
 
+/// How often, and how long apart, a contender retries a lock it found taken: a `status`
+/// holds it shared for an instant, and a winner writes its record just after locking.
+const LOCK_RETRIES: usize = 20;
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// The lock file's record: empty when released, else a lease record (or something that
+/// cannot be read as one).
+fn read_record(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut record = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut record)?;
+    Ok(record)
+}
+
+fn write_record(file: &mut File, path: &Path, lease: &Lease) -> Result<()> {
+    let record = lease.to_record().map_err(|source| Error::Serialize {
+        target: lease.target.clone(),
+        source,
+    })?;
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| file.write_all(&record))
+        .and_then(|()| file.sync_data())
+        .map_err(Error::io("write", path))
+}
+
 fn acquire(dir: &Path, request: &LeaseRequest) -> Result<LeaseGuard> {
     let path = file_path(dir, &request.target, LOCK_SUFFIX)?;
     let mut file = file_options()
@@ -411,48 +460,132 @@ fn acquire(dir: &Path, request: &LeaseRequest) -> Result<LeaseGuard> {
         .truncate(false)
         .open(&path)
         .map_err(Error::io("open", &path))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(lease_held(&request.target, &mut file)),
-        Err(TryLockError::Error(err)) => return Err(Error::io("lock", &path)(err)),
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if attempts < LOCK_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            Err(TryLockError::WouldBlock) => return Err(lease_held(request, &mut file)),
+            Err(TryLockError::Error(err)) => return Err(Error::io("lock", &path)(err)),
+        }
     }
 
+    // The lock was free: a record left in the file is a holder's that never released (its
+    // process is gone, the OS freed its lock).
+    let left = read_record(&mut file).map_err(Error::io("read", &path))?;
     let lease = Lease::grant(request);
-    let record = serde_json::to_vec(&lease).map_err(|source| Error::Serialize {
-        target: request.target.clone(),
-        source,
-    })?;
-    file.set_len(0)
-        .and_then(|()| file.seek(SeekFrom::Start(0)))
-        .and_then(|_| file.write_all(&record))
-        .map_err(Error::io("write", &path))?;
-    Ok(LeaseGuard::holding(lease, HeldLock { file, path }))
+    write_record(&mut file, &path, &lease)?;
+    let guard = LeaseGuard::holding(lease.clone(), HeldLock { file, path });
+    if is_blank(&left) {
+        return Ok(guard);
+    }
+    let previous = Lease::from_record(&left).ok();
+    let cause = match &previous {
+        Some(p) if p.is_expired_at(lease.acquired_at) => TakeoverCause::Expired,
+        _ => TakeoverCause::HolderGone,
+    };
+    Ok(guard.with_takeover(Takeover {
+        cause,
+        previous,
+        by: lease.holder,
+    }))
 }
 
-/// The error for a lease held by someone else, naming them from the lock file.
-fn lease_held(target: &str, file: &mut File) -> Error {
+/// The error for a lease held by a live process, naming it from the lock file.
+fn lease_held(request: &LeaseRequest, file: &mut File) -> Error {
+    let target = request.target.clone();
     // The winner writes its record just after locking: give it a moment.
-    for _ in 0..20 {
-        let mut record = Vec::new();
-        let read = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_end(&mut record));
-        if read.is_ok()
-            && let Ok(lease) = serde_json::from_slice::<Lease>(&record)
-        {
-            return Error::LeaseHeld {
-                target: target.to_owned(),
-                holder: lease.holder,
-                expires_at: Some(lease.expires_at),
-            };
+    let mut unreadable = String::from("it recorded no holder");
+    for _ in 0..LOCK_RETRIES {
+        match read_record(file) {
+            Ok(record) if !is_blank(&record) => match Lease::from_record(&record) {
+                Ok(lease) => {
+                    let holder = if request.breaking.is_some() {
+                        format!(
+                            "{}, whose process still holds the OS lock on this machine (a file-store lease cannot be broken while its process runs; stop it first)",
+                            lease.holder
+                        )
+                    } else {
+                        lease.holder.to_string()
+                    };
+                    return Error::LeaseHeld {
+                        target,
+                        holder,
+                        expires_at: Some(lease.expires_at),
+                        renewed_at: Some(lease.renewed_at),
+                    };
+                }
+                Err(reason) => unreadable = reason,
+            },
+            _ => {}
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(LOCK_RETRY_PAUSE);
     }
     Error::LeaseHeld {
-        target: target.to_owned(),
-        holder: "another process (it recorded no holder)".to_owned(),
+        target,
+        holder: format!("another process ({unreadable})"),
         expires_at: None,
+        renewed_at: None,
     }
+}
+
+/// A second handle on the guard's locked lease file, to rewrite its record.
+fn held_file(guard: &mut LeaseGuard) -> Result<(File, PathBuf)> {
+    let target = guard.lease().target.clone();
+    let Some(held) = guard
+        .resource_mut()
+        .and_then(|r| r.downcast_mut::<HeldLock>())
+    else {
+        return Err(Error::LeaseLost {
+            target,
+            reason: "the guard holds no lock of the file store".to_owned(),
+        });
+    };
+    let file = held
+        .file
+        .try_clone()
+        .map_err(Error::io("reopen", &held.path))?;
+    Ok((file, held.path.clone()))
+}
+
+fn lease_state(dir: &Path, target: &str) -> Result<LeaseState> {
+    let path = file_path(dir, target, LOCK_SUFFIX)?;
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(LeaseState::Free),
+        Err(err) => return Err(Error::io("open", &path)(err)),
+    };
+    // A shared lock only tells whether a live process holds the lease.
+    let alive = match file.try_lock_shared() {
+        Ok(()) => false,
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(err)) => return Err(Error::io("lock", &path)(err)),
+    };
+    let record = read_record(&mut file).map_err(Error::io("read", &path));
+    if !alive {
+        file.unlock().map_err(Error::io("unlock", &path))?;
+    }
+    let record = record?;
+    if is_blank(&record) {
+        return Ok(if alive {
+            LeaseState::Unreadable {
+                reason: "a live process holds the lock but recorded no holder".to_owned(),
+            }
+        } else {
+            LeaseState::Free
+        });
+    }
+    Ok(match (Lease::from_record(&record), alive) {
+        (Ok(lease), true) => LeaseState::Held { lease },
+        (Ok(lease), false) => LeaseState::Abandoned { lease },
+        (Err(reason), true) => LeaseState::Unreadable { reason },
+        (Err(reason), false) => LeaseState::Unreadable {
+            reason: format!("{reason}; its process is gone, so the next run takes it over"),
+        },
+    })
 }
 
 fn release(guard: LeaseGuard) -> Result<()> {

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::admin::{AdminRequest, KongClient, Node};
 use crate::model::{Mode, NameOrId};
 use crate::state::{
-    DeploymentStatus, Event, EventKind, IntentRecord, LeaseRequest, StateLog, Step as LogStep,
+    DeploymentStatus, Event, EventKind, IntentRecord, LeaseKeeper, LeasePolicy, StateLog,
+    Step as LogStep,
 };
 
 use super::apply::{self, Applied, RestoreFailed, Stopped, read_value, same_value};
@@ -87,6 +88,7 @@ pub struct Engine<L> {
     cancel: CancellationToken,
     disconnected_after: Duration,
     parallelism: usize,
+    leases: LeasePolicy,
 }
 
 impl<L> std::fmt::Debug for Engine<L> {
@@ -235,7 +237,57 @@ impl<L: StateLog> Engine<L> {
             cancel: CancellationToken::new(),
             disconnected_after: hybrid::DEFAULT_DISCONNECTED_AFTER,
             parallelism: DEFAULT_PARALLELISM,
+            leases: LeasePolicy::default(),
         }
+    }
+
+    /// How runs hold their leases: renewal interval, expiry, host, `--break-lease`
+    /// (default: renewed every 10 s, expiring 30 s after the last renewal).
+    #[must_use]
+    pub fn with_lease_policy(mut self, leases: LeasePolicy) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// Takes the lease on `key` for the run `run_id` (recording a takeover). The run works
+    /// through [`Self::leased_run`] and [`LeaseKeeper::hold`], so it stops at its next step
+    /// boundary when the lease is lost.
+    async fn take_lease(
+        &self,
+        key: &str,
+        actor: &str,
+        ttl: Duration,
+        run_id: Uuid,
+    ) -> Result<LeaseKeeper<'_, L>> {
+        self.leases
+            .validate()
+            .map_err(|message| Error::invalid("lease policy", message))?;
+        let request = self.leases.request(key, actor, ttl, run_id);
+        Ok(LeaseKeeper::acquire(&self.log, request, self.leases.break_lease, &self.cancel).await?)
+    }
+
+    /// This engine for one leased run: stops between steps when `lease` is lost (or on
+    /// this engine's own cancellation).
+    fn leased_run(&self, lease: &LeaseKeeper<'_, L>) -> Engine<&L> {
+        Engine {
+            client: self.client.clone(),
+            log: &self.log,
+            http: self.http.clone(),
+            progress: Arc::clone(&self.progress),
+            cancel: lease.stop_token(),
+            disconnected_after: self.disconnected_after,
+            parallelism: self.parallelism,
+            leases: self.leases.clone(),
+        }
+    }
+
+    /// Gives the lease back; returns why it was lost, if it was.
+    async fn give_back(&self, lease: LeaseKeeper<'_, L>) -> Option<String> {
+        let lost = lease.lost().map(str::to_owned);
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the lease; it lapses at its expiry");
+        }
+        lost
     }
 
     /// Hybrid mode: a data plane whose `last_seen` is older than this is disconnected, named in
@@ -349,23 +401,21 @@ impl<L: StateLog> Engine<L> {
         if req.dry_run {
             return self.dry_run(req, &service, &key).await;
         }
-        let lease = self
-            .log
-            .acquire(LeaseRequest::new(
-                key.clone(),
-                req.actor.clone(),
-                req.lease_ttl,
-            ))
+        let run_id = Uuid::new_v4();
+        let mut lease = self
+            .take_lease(&key, &req.actor, req.lease_ttl, run_id)
             .await?;
-        let result = self.switch_locked(req, &service, &key).await;
-        self.release(lease).await;
-        result
-    }
-
-    async fn release(&self, lease: crate::state::LeaseGuard) {
-        if let Err(e) = self.log.release(lease).await {
-            tracing::warn!(error = %e, "could not release the lease; it lapses at its expiry");
-        }
+        let run = self.leased_run(&lease);
+        let result = lease
+            .hold(run.switch_locked(req, &service, &key, run_id))
+            .await;
+        let lost = self.give_back(lease).await;
+        result.map(|mut report| {
+            if let Some(why) = lost {
+                report.message = format!("lease lost ({why}); {}", report.message);
+            }
+            report
+        })
     }
 
     async fn dry_run(
@@ -439,6 +489,7 @@ impl<L: StateLog> Engine<L> {
         req: &SwitchRequest,
         service: &NameOrId,
         key: &str,
+        run_id: Uuid,
     ) -> Result<SwitchReport> {
         let started = Instant::now();
         let recovered = self.recover(key, &req.actor).await?;
@@ -460,7 +511,6 @@ impl<L: StateLog> Engine<L> {
             report.gates.extend(reader.probe_gates().await);
         }
         report.durations.gates_ms = ms(gates_started.elapsed());
-        let run_id = Uuid::new_v4();
         report.run_id = Some(run_id);
         let plan = &prepared.plan;
         if !all_passed(&report.gates) {
@@ -547,7 +597,7 @@ impl<L: StateLog> Engine<L> {
                     .map_err(|source| Error::Unrecorded {
                         target: key.to_owned(),
                         kong: format!("{key} routes to {} (switch verified)", plan.to.name),
-                        source,
+                        source: Box::new(source),
                     })?;
                 report.outcome = Outcome::Completed;
                 report.message = format!(
@@ -751,7 +801,7 @@ impl<L: StateLog> Engine<L> {
             .map_err(|source| Error::Unrecorded {
                 target: plan.target.clone(),
                 kong: format!("{}; {where_now}", stopped.reason),
-                source,
+                source: Box::new(source),
             })?;
         report.outcome = if stopped.cause == RollbackCause::Interrupted {
             Outcome::Interrupted
@@ -1269,17 +1319,17 @@ impl<L: StateLog> Engine<L> {
         actor: &str,
         lease_ttl: Duration,
     ) -> Result<SwitchReport> {
-        let lease = self
-            .log
-            .acquire(LeaseRequest::new(
-                target.to_owned(),
-                actor.to_owned(),
-                lease_ttl,
-            ))
-            .await?;
-        let result = self.rollback_locked(target, actor).await;
-        self.release(lease).await;
-        result
+        let run_id = Uuid::new_v4();
+        let mut lease = self.take_lease(target, actor, lease_ttl, run_id).await?;
+        let run = self.leased_run(&lease);
+        let result = lease.hold(run.rollback_locked(target, actor, run_id)).await;
+        let lost = self.give_back(lease).await;
+        result.map(|mut report| {
+            if let Some(why) = lost {
+                report.message = format!("lease lost ({why}); {}", report.message);
+            }
+            report
+        })
     }
 
     /// Runs the undo of a failed run: `groups` holds one service's restore each, up to
@@ -1482,7 +1532,12 @@ impl<L: StateLog> Engine<L> {
         }
     }
 
-    async fn rollback_locked(&self, target: &str, actor: &str) -> Result<SwitchReport> {
+    async fn rollback_locked(
+        &self,
+        target: &str,
+        actor: &str,
+        run_id: Uuid,
+    ) -> Result<SwitchReport> {
         let started = Instant::now();
         let already_rolled_back = self
             .log
@@ -1532,7 +1587,6 @@ impl<L: StateLog> Engine<L> {
             )
             .await
         };
-        let run_id = Uuid::new_v4();
         let reason = format!(
             "rollback requested by {actor} (restores run {})",
             intent_event

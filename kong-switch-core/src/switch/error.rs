@@ -108,7 +108,7 @@ pub enum Error {
         kong: String,
         /// The state log's failure.
         #[source]
-        source: state::Error,
+        source: Box<state::Error>,
     },
 
     /// A rollback or recovery could not finish: Kong may be between the sides. The message
@@ -145,6 +145,7 @@ impl From<state::Error> for Error {
                 target,
                 holder,
                 expires_at,
+                ..
             } => Error::Locked {
                 target,
                 holder,
@@ -165,8 +166,24 @@ mod tests {
             target: "orders".into(),
             holder: "alice".into(),
             expires_at: None,
+            renewed_at: None,
         });
         assert!(err.is_locked());
         assert_eq!(err.to_string(), "orders is being switched by alice");
+    }
+
+    #[test]
+    fn a_refused_lease_break_names_the_renewing_holder() {
+        let err = Error::from(state::Error::LeaseRenewing {
+            target: "orders".into(),
+            holder: "alice".into(),
+            renewed_at: chrono::DateTime::<Utc>::UNIX_EPOCH,
+            watched_ms: 1500,
+        });
+        assert!(
+            matches!(&err, Error::State(e) if e.is_lease_held()),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("--break-lease refused"), "{err}");
     }
 }

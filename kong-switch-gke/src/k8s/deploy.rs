@@ -127,11 +127,13 @@ pub async fn deploy_green<L: StateLog>(
     progress: &dyn Progress,
 ) -> Result<DeployReport> {
     let recorder = Recorder::new(log, context);
-    let lease = recorder
+    let mut lease = recorder
         .lease(request.timeout + Duration::from_secs(300))
         .await?;
-    let result = deploy(cluster, kong, &recorder, request, progress).await;
-    let released = recorder.release(lease).await;
+    let result = lease
+        .hold(deploy(cluster, kong, &recorder, request, progress))
+        .await;
+    let released = lease.release().await;
     let report = result?;
     released?;
     Ok(report)

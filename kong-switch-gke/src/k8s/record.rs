@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use kong_switch_core::state::{
-    Color, DeploymentStatus, Event, EventKind, LeaseGuard, LeaseRequest, StateLog,
+    Color, DeploymentStatus, Event, EventKind, LeaseHolder, LeaseKeeper, LeasePolicy, LeaseRequest,
+    StateLog,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -48,21 +50,18 @@ impl<'a, L: StateLog> Recorder<'a, L> {
         Recorder { log, base }
     }
 
-    /// Takes the lease on the target for `ttl`.
-    pub(crate) async fn lease(&self, ttl: Duration) -> Result<LeaseGuard> {
-        Ok(self
-            .log
-            .acquire(LeaseRequest::new(
-                &self.base.target,
-                self.base.actor.clone().unwrap_or_default(),
-                ttl,
-            ))
-            .await?)
-    }
-
-    /// Gives the lease back.
-    pub(crate) async fn release(&self, guard: LeaseGuard) -> Result<()> {
-        Ok(self.log.release(guard).await?)
+    /// Takes the lease on the target for at most `ttl`, renewed while the command runs
+    /// (see [`LeaseKeeper::hold`]) with the default renewal interval and expiry, so a killed
+    /// command's lease lapses soon after; a takeover of a lapsed lease is recorded.
+    pub(crate) async fn lease(&self, ttl: Duration) -> Result<LeaseKeeper<'a, L>> {
+        let mut holder = LeaseHolder::new(self.base.actor.clone().unwrap_or_default());
+        if let Some(run) = self.base.run_id {
+            holder = holder.with_run_id(run);
+        }
+        let policy = LeasePolicy::default();
+        let request = LeaseRequest::new(&self.base.target, holder, ttl)
+            .renewed(policy.renew_every, policy.expiry);
+        Ok(LeaseKeeper::acquire(self.log, request, false, &CancellationToken::new()).await?)
     }
 
     /// A status event about `color`'s `deployment`, with the run's context.

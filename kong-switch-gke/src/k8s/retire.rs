@@ -83,11 +83,13 @@ pub async fn retire_blue<L: StateLog>(
     progress: &dyn Progress,
 ) -> Result<RetireReport> {
     let recorder = Recorder::new(log, context);
-    let lease = recorder
+    let mut lease = recorder
         .lease(request.bake_time + Duration::from_secs(300))
         .await?;
-    let result = retire(cluster, log, &recorder, context, request, progress).await;
-    let released = recorder.release(lease).await;
+    let result = lease
+        .hold(retire(cluster, log, &recorder, context, request, progress))
+        .await;
+    let released = lease.release().await;
     let report = result?;
     released?;
     Ok(report)

@@ -208,9 +208,9 @@ pub async fn switch<L: StateLog>(
     progress: &dyn Progress,
 ) -> Result<SwitchReport> {
     let recorder = Recorder::new(log, context);
-    let lease = recorder.lease(std::time::Duration::from_secs(600)).await?;
-    let result = run(cluster, &recorder, request, progress).await;
-    let released = recorder.release(lease).await;
+    let mut lease = recorder.lease(std::time::Duration::from_secs(600)).await?;
+    let result = lease.hold(run(cluster, &recorder, request, progress)).await;
+    let released = lease.release().await;
     let report = result?;
     released?;
     Ok(report)

@@ -13,7 +13,7 @@ use kong_switch_tests::harness::Env;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{admin, expect, proxy};
+use super::{admin, expect, proxy_or_failure};
 
 /// The binary, logging to a state directory of its own (dropped with the test).
 pub struct Cli {
@@ -213,7 +213,7 @@ pub async fn wait_color(env: &Env, path: &str, color: &str) -> Duration {
     let start = Instant::now();
     let mut streak = 0;
     while streak < 3 {
-        let r = proxy(env, path).await;
+        let r = proxy_or_failure(env, path).await;
         if r.status / 100 == 2 && r.header("x-color") == Some(color) {
             streak += 1;
         } else {

@@ -100,6 +100,36 @@ pub async fn proxy(env: &Env, path: &str) -> Resp {
     send(env, env.proxy_url(), "GET", path, None).await
 }
 
+/// A proxy `GET` whose transport failure (a pooled connection the server just closed, say) is
+/// an answer too: status 0, for loops that wait for a state and must not die of one reset.
+pub async fn proxy_or_failure(env: &Env, path: &str) -> Resp {
+    match env
+        .client()
+        .get(format!("{}{path}", env.proxy_url()))
+        .send()
+        .await
+    {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+            Resp {
+                status,
+                headers,
+                text,
+                json,
+            }
+        }
+        Err(e) => Resp {
+            status: 0,
+            headers: HeaderMap::new(),
+            text: e.to_string(),
+            json: Value::Null,
+        },
+    }
+}
+
 /// A proxy `GET` of `url` sent over a bare HTTP/1.1 connection, with exactly the `Accept`
 /// header given (`None`: no `Accept` at all, which reqwest cannot send: it always adds
 /// `Accept: */*`).

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::admin::{ListParams, TagFilter};
 use crate::model::Mode;
-use crate::state::{DeploymentStatus, Event, EventKind, IntentPart, LeaseRequest, StateLog};
+use crate::state::{DeploymentStatus, Event, EventKind, IntentPart, StateLog};
 
 use super::super::apply::{self, Stopped};
 use super::super::error::{Error, Result};
@@ -87,24 +87,22 @@ impl<L: StateLog> Engine<L> {
             ));
         };
         let key = req.target.key();
-        let lease = if req.dry_run {
-            None
-        } else {
-            Some(
-                self.log
-                    .acquire(LeaseRequest::new(
-                        key.clone(),
-                        req.actor.clone(),
-                        req.lease_ttl,
-                    ))
-                    .await?,
-            )
-        };
-        let result = self.batch_locked(req, tags, &key).await;
-        if let Some(lease) = lease {
-            self.release(lease).await;
+        let run_id = Uuid::new_v4();
+        if req.dry_run {
+            return self.batch_locked(req, tags, &key, run_id).await;
         }
-        result
+        let mut lease = self
+            .take_lease(&key, &req.actor, req.lease_ttl, run_id)
+            .await?;
+        let run = self.leased_run(&lease);
+        let result = lease.hold(run.batch_locked(req, tags, &key, run_id)).await;
+        let lost = self.give_back(lease).await;
+        result.map(|mut report| {
+            if let Some(why) = lost {
+                report.message = format!("lease lost ({why}); {}", report.message);
+            }
+            report
+        })
     }
 
     async fn batch_locked(
@@ -112,6 +110,7 @@ impl<L: StateLog> Engine<L> {
         req: &SwitchRequest,
         tags: &[String],
         key: &str,
+        run_id: Uuid,
     ) -> Result<BatchReport> {
         let started = Instant::now();
         let parallelism = req.parallelism.max(1);
@@ -286,7 +285,6 @@ impl<L: StateLog> Engine<L> {
         let watch = self.hybrid_watch(&node).await?;
 
         // Intend, in parts, all before the first write.
-        let run_id = Uuid::new_v4();
         report.run_id = Some(run_id);
         let base = req.attributes.stamp(
             Event::new(key, EventKind::Intent)
@@ -387,7 +385,7 @@ impl<L: StateLog> Engine<L> {
                     .map_err(|source| Error::Unrecorded {
                         target: key.to_owned(),
                         kong: format!("{changing} service(s) route to {}", to.color),
-                        source,
+                        source: Box::new(source),
                     })?;
                 switched(&mut report.services, Outcome::Completed);
                 report.outcome = Outcome::Completed;
@@ -473,7 +471,7 @@ impl<L: StateLog> Engine<L> {
                         kong: format!(
                             "{reason}; every service of the batch is back on its old side"
                         ),
-                        source,
+                        source: Box::new(source),
                     })?;
                 switched(&mut report.services, Outcome::RolledBack);
                 report.outcome = if stopped.cause == RollbackCause::Interrupted {

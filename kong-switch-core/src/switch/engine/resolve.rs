@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use crate::state::{DeploymentStatus, EventKind, LeaseRequest, StateLog};
+use crate::state::{DeploymentStatus, EventKind, StateLog};
 
 use super::super::error::{Error, Result};
 use super::super::intent::intent_of;
@@ -41,16 +41,12 @@ impl<L: StateLog> Engine<L> {
             ));
         }
         let key = req.target.key();
-        let lease = self
-            .log
-            .acquire(LeaseRequest::new(
-                key.clone(),
-                req.actor.clone(),
-                req.lease_ttl,
-            ))
+        let mut lease = self
+            .take_lease(&key, &req.actor, req.lease_ttl, uuid::Uuid::new_v4())
             .await?;
-        let result = self.resolve_locked(req, &service, &key).await;
-        self.release(lease).await;
+        let run = self.leased_run(&lease);
+        let result = lease.hold(run.resolve_locked(req, &service, &key)).await;
+        self.give_back(lease).await;
         result
     }
 

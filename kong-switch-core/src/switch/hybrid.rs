@@ -161,8 +161,9 @@ pub(crate) struct Settle<'a> {
     pub cancel: &'a CancellationToken,
     /// Progress.
     pub progress: &'a dyn Progress,
-    /// The caller proves each proxy serves the new side right after (`--verify` with
-    /// `--expect-header`): the 3.x proxy lag allowance is not waited out here.
+    /// The caller proves the proxy serves the new side right after (`--verify` with
+    /// `--expect-header`): with one connected data plane, that is its proxy, and the 3.x proxy
+    /// lag allowance is not waited out here.
     pub proxy_proof: bool,
 }
 
@@ -330,6 +331,10 @@ impl Watch {
             v
         };
         let epoch = epoch_secs();
+        let connected_planes = seen
+            .iter()
+            .filter(|dp| dp.row.connected(epoch, s.disconnected_after))
+            .count();
         let mut planes = Vec::new();
         for dp in &seen {
             let row = &dp.row;
@@ -355,8 +360,10 @@ impl Watch {
                 (true, Some(first), Some(last)) => Some(ms(last.saturating_duration_since(first))),
                 _ => None,
             };
+            // The verification proxy proves one data plane only: the allowance is skipped when
+            // it is the only one connected.
             let lag_ok = !v3
-                || s.proxy_proof
+                || (s.proxy_proof && connected_planes == 1)
                 || final_seen.is_some_and(|at| now >= at + PROXY_LAG_ALLOWANCE);
             let detail = if !connected {
                 format!(

@@ -6,6 +6,7 @@
 
 mod batch;
 mod footprint;
+mod hybrid;
 mod large;
 mod overhead;
 mod procs;
@@ -41,7 +42,7 @@ pub struct Args {
     /// The file the table is appended to (default: BENCHMARKS.md at the workspace root).
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Only these rows (1–5, repeatable); default all.
+    /// Only these rows (1–6, repeatable); default all.
     #[arg(long = "row", value_name = "N")]
     rows: Vec<u8>,
     #[command(subcommand)]
@@ -328,6 +329,7 @@ pub async fn run_all(ctx: &Ctx, only: &[u8]) -> Vec<Row> {
     section!(3, "3", "zero loss", zero_loss::run);
     section!(4, "4", "large upstream", large::run);
     section!(5, "5", "footprint", footprint::run);
+    section!(6, "6", "hybrid convergence", hybrid::run);
     rows
 }
 
@@ -416,7 +418,7 @@ mod tests {
             .filter(|r| r.measure.ends_with("(section failed)"))
             .collect();
         assert!(failed.is_empty(), "sections failed: {failed:#?}");
-        for id in ["1", "2", "3", "4", "5"] {
+        for id in ["1", "2", "3", "4", "5", "6"] {
             assert!(rows.iter().any(|r| r.id == id), "no row {id}");
         }
     }

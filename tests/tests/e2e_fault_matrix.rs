@@ -17,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::e2e::{Cli, Green, host_of, pair, upstream, wait_color, weights};
+use common::e2e::{Cli, Green, host_of, pair, route_pair, shared, wait_color, weights};
 use common::expect;
 use futures::StreamExt;
 use kong_switch_tests::harness::Env;
@@ -312,35 +312,8 @@ async fn standin(profile: Profile) -> Env {
 /// Services `<base>-blue` and `<base>-green` (each with its backend), two routes on blue.
 async fn route_setup() -> Setup {
     let env = standin(Profile::V3).await;
-    let base = Env::unique("fm-rt");
-    let blue = env.backend("blue", "v1").await;
-    let green = env.backend("green", "v2").await;
-    let mut ids = Vec::new();
-    for (color, backend) in [("blue", &blue), ("green", &green)] {
-        let svc = expect(
-            &env,
-            "POST",
-            "/services",
-            Some(
-                json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
-                         "port": backend.port() }),
-            ),
-            201,
-        )
-        .await;
-        ids.push(svc["id"].clone());
-    }
-    for i in 1..=2 {
-        expect(
-            &env,
-            "POST",
-            &format!("/services/{base}-blue/routes"),
-            Some(json!({ "name": format!("{base}-r{i}"), "paths": [format!("/{base}-r{i}")] })),
-            201,
-        )
-        .await;
-    }
-    wait_color(&env, &format!("/{base}-r1"), "blue").await;
+    let pair = route_pair(&env, "fm-rt", 2).await;
+    let base = pair.base.clone();
     let blue_service = format!("{base}-blue");
     Setup {
         target: blue_service.clone(),
@@ -355,8 +328,8 @@ async fn route_setup() -> Setup {
         write: ("PATCH", "/routes/".into()),
         verify: format!("{}/{base}-r1", env.proxy_url()),
         upstream: None,
-        green_service: ids[1].as_str().map(str::to_owned),
-        _backends: vec![blue, green],
+        green_service: pair.ids.1.as_str().map(str::to_owned),
+        _backends: pair.backends,
         env,
     }
 }
@@ -364,60 +337,22 @@ async fn route_setup() -> Setup {
 /// One upstream holding a blue target (100) and a green one (0), tagged by color.
 async fn weights_setup() -> Setup {
     let env = standin(Profile::V3).await;
-    let base = Env::unique("fm-w");
-    let up = format!("{base}-up");
-    let blue = env.backend("blue", "v1").await;
-    let green = env.backend("green", "v2").await;
-    upstream(
-        &env,
-        &up,
-        true,
-        &[
-            (
-                env.target_for(&blue),
-                100,
-                vec!["kong-switch.color=blue".into()],
-            ),
-            (
-                env.target_for(&green),
-                0,
-                vec!["kong-switch.color=green".into()],
-            ),
-        ],
-    )
-    .await;
-    expect(
-        &env,
-        "POST",
-        "/services",
-        Some(json!({ "name": base, "host": up })),
-        201,
-    )
-    .await;
-    expect(
-        &env,
-        "POST",
-        &format!("/services/{base}/routes"),
-        Some(json!({ "name": base, "paths": [format!("/{base}")] })),
-        201,
-    )
-    .await;
-    wait_color(&env, &format!("/{base}"), "blue").await;
+    let w = shared(&env, "fm-w").await;
     Setup {
-        target: base.clone(),
-        services: vec![base.clone()],
+        target: w.base.clone(),
+        services: vec![w.base.clone()],
         args: vec![
             "switch".into(),
-            base.clone(),
+            w.base.clone(),
             "--strategy".into(),
             "weights".into(),
         ],
-        read: ("GET", format!("/services/{base}")),
-        write: ("PATCH", format!("/upstreams/{up}/targets/")),
-        verify: format!("{}/{base}", env.proxy_url()),
-        upstream: Some(up),
+        read: ("GET", format!("/services/{}", w.base)),
+        write: ("PATCH", format!("/upstreams/{}/targets/", w.up)),
+        verify: format!("{}{}", env.proxy_url(), w.path),
+        upstream: Some(w.up),
         green_service: None,
-        _backends: vec![blue, green],
+        _backends: vec![w.blue, w.green],
         env,
     }
 }

@@ -9,7 +9,7 @@ use common::e2e::{Cli, requests, wait_color};
 use common::expect;
 use kong_switch_tests::harness::Env;
 use kong_switch_tests::standin::{Fault, FaultAction, StandIn};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The service a route points at (its id).
 async fn service_of_route(env: &Env, route: &str) -> Value {
@@ -34,39 +34,9 @@ async fn failed_second_route_write(fault: FaultAction) {
     // A short router delay (0.3 s) keeps the test quick; the switch tests use Kong's default.
     let env = Env::start_with(StandIn::builder().router_delay(Duration::from_millis(300))).await;
     let standin = env.standin().expect("not ignored, so this is the stand-in");
-    let base = Env::unique("rt");
-    let blue = env.backend("blue", "v1").await;
-    let green = env.backend("green", "v2").await;
-    let mut ids = Vec::new();
-    for (color, backend) in [("blue", &blue), ("green", &green)] {
-        let svc = expect(
-            &env,
-            "POST",
-            "/services",
-            Some(
-                json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
-                         "port": backend.port() }),
-            ),
-            201,
-        )
-        .await;
-        ids.push(svc["id"].clone());
-    }
-    let (blue_id, green_id) = (ids[0].clone(), ids[1].clone());
-    let routes: Vec<String> = (1..=3).map(|i| format!("{base}-r{i}")).collect();
-    for r in &routes {
-        expect(
-            &env,
-            "POST",
-            &format!("/services/{base}-blue/routes"),
-            Some(json!({ "name": r, "paths": [format!("/{r}")] })),
-            201,
-        )
-        .await;
-    }
-    for r in &routes {
-        wait_color(&env, &format!("/{r}"), "blue").await;
-    }
+    let pair = common::e2e::route_pair(&env, "rt", 3).await;
+    let (base, routes) = (pair.base.clone(), pair.routes.clone());
+    let (blue_id, green_id) = pair.ids.clone();
     let cli = Cli::new(&env);
     let service = format!("{base}-blue");
 

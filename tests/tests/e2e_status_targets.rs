@@ -6,44 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::e2e::{Cli, Green, host_of, pair, wait_color};
-use common::expect;
+use common::e2e::{Cli, Green, host_of, pair};
 use kong_switch_tests::backend::Backend;
 use kong_switch_tests::harness::Env;
-use serde_json::json;
 
 /// Services `<base>-blue` and `<base>-green` on their own backends (returned, to keep them
 /// running), two routes on blue.
 async fn route_pair(env: &Env) -> (String, Vec<Backend>) {
-    let base = Env::unique("rstatus");
-    let mut backends = Vec::new();
-    for color in ["blue", "green"] {
-        let backend = env.backend(color, "v1").await;
-        expect(
-            env,
-            "POST",
-            "/services",
-            Some(
-                json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
-                         "port": backend.port() }),
-            ),
-            201,
-        )
-        .await;
-        backends.push(backend);
-    }
-    for i in 1..=2 {
-        expect(
-            env,
-            "POST",
-            &format!("/services/{base}-blue/routes"),
-            Some(json!({ "name": format!("{base}-r{i}"), "paths": [format!("/{base}-r{i}")] })),
-            201,
-        )
-        .await;
-    }
-    wait_color(env, &format!("/{base}-r1"), "blue").await;
-    (base, backends)
+    let pair = common::e2e::route_pair(env, "rstatus", 2).await;
+    (pair.base, pair.backends)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

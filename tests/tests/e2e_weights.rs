@@ -7,72 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::e2e::{Cli, sample, upstream, wait_color, weights};
-use common::expect;
-use kong_switch_tests::backend::{Backend, BackendMode};
+use common::e2e::{Cli, Shared, sample, shared, wait_color, weights};
+use kong_switch_tests::backend::BackendMode;
 use kong_switch_tests::harness::Env;
 use kong_switch_tests::standin::{Profile, StandIn};
-use serde_json::json;
-
-/// One upstream `<base>-up` holding a blue target (weight 100) and a green one (weight 0),
-/// told apart by the `kong-switch.color` tag; service `<base>` and route `/<base>`.
-struct Shared {
-    base: String,
-    up: String,
-    path: String,
-    blue: Backend,
-    green: Backend,
-}
-
-async fn shared(env: &Env, prefix: &str) -> Shared {
-    let base = Env::unique(prefix);
-    let up = format!("{base}-up");
-    let blue = env.backend("blue", "v1").await;
-    let green = env.backend("green", "v2").await;
-    upstream(
-        env,
-        &up,
-        true,
-        &[
-            (
-                env.target_for(&blue),
-                100,
-                vec!["kong-switch.color=blue".into()],
-            ),
-            (
-                env.target_for(&green),
-                0,
-                vec!["kong-switch.color=green".into()],
-            ),
-        ],
-    )
-    .await;
-    expect(
-        env,
-        "POST",
-        "/services",
-        Some(json!({ "name": base, "host": up })),
-        201,
-    )
-    .await;
-    let path = format!("/{base}");
-    expect(
-        env,
-        "POST",
-        &format!("/services/{base}/routes"),
-        Some(json!({ "name": base, "paths": [path] })),
-        201,
-    )
-    .await;
-    wait_color(env, &path, "blue").await;
-    Shared {
-        base,
-        up,
-        path,
-        blue,
-        green,
-    }
-}
 
 impl Shared {
     /// Green's share of the weights, in percent (None while both are 0).

@@ -146,6 +146,119 @@ impl Pair {
     }
 }
 
+/// One upstream `<base>-up` holding a blue target (weight 100) and a green one (weight 0),
+/// told apart by the `kong-switch.color` tag; service `<base>` and route `/<base>`.
+pub struct Shared {
+    pub base: String,
+    pub up: String,
+    pub path: String,
+    pub blue: Backend,
+    pub green: Backend,
+}
+
+pub async fn shared(env: &Env, prefix: &str) -> Shared {
+    let base = Env::unique(prefix);
+    let up = format!("{base}-up");
+    let blue = env.backend("blue", "v1").await;
+    let green = env.backend("green", "v2").await;
+    upstream(
+        env,
+        &up,
+        true,
+        &[
+            (
+                env.target_for(&blue),
+                100,
+                vec!["kong-switch.color=blue".into()],
+            ),
+            (
+                env.target_for(&green),
+                0,
+                vec!["kong-switch.color=green".into()],
+            ),
+        ],
+    )
+    .await;
+    expect(
+        env,
+        "POST",
+        "/services",
+        Some(json!({ "name": base, "host": up })),
+        201,
+    )
+    .await;
+    let path = format!("/{base}");
+    expect(
+        env,
+        "POST",
+        &format!("/services/{base}/routes"),
+        Some(json!({ "name": base, "paths": [path] })),
+        201,
+    )
+    .await;
+    wait_color(env, &path, "blue").await;
+    Shared {
+        base,
+        up,
+        path,
+        blue,
+        green,
+    }
+}
+
+/// The `route` shape of design §2: services `<base>-blue` and `<base>-green`, each on its own
+/// backend, and `routes` routes `<base>-r1…` on blue, served blue.
+pub struct RoutePair {
+    pub base: String,
+    /// The services' ids (blue, green).
+    pub ids: (Value, Value),
+    /// Route names.
+    pub routes: Vec<String>,
+    pub backends: Vec<Backend>,
+}
+
+pub async fn route_pair(env: &Env, prefix: &str, routes: usize) -> RoutePair {
+    let base = Env::unique(prefix);
+    let mut ids = Vec::new();
+    let mut backends = Vec::new();
+    for (color, version) in [("blue", "v1"), ("green", "v2")] {
+        let backend = env.backend(color, version).await;
+        let svc = expect(
+            env,
+            "POST",
+            "/services",
+            Some(
+                json!({ "name": format!("{base}-{color}"), "host": env.backend_host(),
+                         "port": backend.port() }),
+            ),
+            201,
+        )
+        .await;
+        ids.push(svc["id"].clone());
+        backends.push(backend);
+    }
+    let names: Vec<String> = (1..=routes).map(|i| format!("{base}-r{i}")).collect();
+    for r in &names {
+        expect(
+            env,
+            "POST",
+            &format!("/services/{base}-blue/routes"),
+            Some(json!({ "name": r, "paths": [format!("/{r}")] })),
+            201,
+        )
+        .await;
+    }
+    for r in &names {
+        wait_color(env, &format!("/{r}"), "blue").await;
+    }
+    RoutePair {
+        base,
+        ids: (ids[0].clone(), ids[1].clone()),
+        routes: names,
+        backends,
+    }
+}
+
 /// Builds a [`Pair`] and waits until the route serves blue and the upstreams are HEALTHY
 /// (or HEALTHCHECKS_OFF for [`Green::NoChecks`]).
 pub async fn pair(env: &Env, prefix: &str, green: Green, service_tags: &[String]) -> Pair {

@@ -43,22 +43,35 @@ pub async fn is_v3(env: &Env) -> bool {
 }
 
 async fn send(env: &Env, base: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    try_send(env, base, method, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// One request; a transport failure is an `Err` with its text.
+async fn try_send(
+    env: &Env,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Resp, String> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut req = env.client().request(method, format!("{base}{path}"));
     if let Some(body) = body {
         req = req.json(&body);
     }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
+    Ok(Resp {
         status,
         headers,
         text,
         json,
-    }
+    })
 }
 
 /// Admin API request.
@@ -103,31 +116,14 @@ pub async fn proxy(env: &Env, path: &str) -> Resp {
 /// A proxy `GET` whose transport failure (a pooled connection the server just closed, say) is
 /// an answer too: status 0, for loops that wait for a state and must not die of one reset.
 pub async fn proxy_or_failure(env: &Env, path: &str) -> Resp {
-    match env
-        .client()
-        .get(format!("{}{path}", env.proxy_url()))
-        .send()
+    try_send(env, env.proxy_url(), "GET", path, None)
         .await
-    {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let text = resp.text().await.unwrap_or_default();
-            let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-            Resp {
-                status,
-                headers,
-                text,
-                json,
-            }
-        }
-        Err(e) => Resp {
+        .unwrap_or_else(|text| Resp {
             status: 0,
             headers: HeaderMap::new(),
-            text: e.to_string(),
+            text,
             json: Value::Null,
-        },
-    }
+        })
 }
 
 /// A proxy `GET` of `url` sent over a bare HTTP/1.1 connection, with exactly the `Accept`

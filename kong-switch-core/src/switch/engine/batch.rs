@@ -30,7 +30,9 @@ use super::super::report::{
 };
 use super::super::request::{SwitchRequest, SwitchTarget};
 use super::super::snapshot::Prepared;
-use super::{Engine, live_message, moves_routes, ms, steps_to_undo};
+use super::converge::live_message;
+use super::rollback::steps_to_undo;
+use super::{Engine, moves_routes, ms};
 
 /// Services per intent event. A Firestore document holds at most 1 MiB, and an event that
 /// grew with the batch would make every append and recovery read grow with it too.

@@ -433,6 +433,47 @@ async fn a_rollback_no_data_plane_takes_exits_9_not_0() {
     );
 }
 
+/// Another write reached the control plane just before the switch (deploy-green registering a
+/// target, say): its push is the first new hash the data planes report, and it does not hold
+/// the switch. The run must not take it for its own: it waits for its own push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(real_kong, real_hybrid),
+    ignore = "needs the stand-in: a write made right before the switch, with Kong's timings"
+)]
+async fn a_switch_right_after_another_write_is_live_only_when_its_own_push_arrived() {
+    let h = Hybrid::start_default(Profile::V3, 2).await;
+    h.upstream_pair().await;
+    h.wait_quiet(Duration::from_millis(6500), Duration::from_secs(40))
+        .await;
+    let state = tempfile::tempdir().expect("state dir");
+    for round in 0..2 {
+        // The other write: pushed at once, and reported by the data planes 0.9 s later.
+        let tagged = h
+            .admin(
+                "PATCH",
+                &format!("/services/{}", h.base),
+                Some(json!({ "tags": [format!("round-{round}")] })),
+            )
+            .await;
+        assert_eq!(tagged.status, 200, "{}", tagged.json);
+        let to = if round == 0 { "green" } else { "blue" };
+        let dps = status_args(&h);
+        let mut args = vec!["switch", h.base.as_str(), "--to", to];
+        args.extend(dps.iter().map(String::as_str));
+        let run = kong_switch(&h, &state, &args).await;
+        assert_eq!(run.code, Some(0), "{:#}", run.report);
+        for dp in 0..2 {
+            assert_eq!(
+                h.color(dp).await.as_deref(),
+                Some(to),
+                "round {round}: dp {dp} serves {to} once the report says live: {:#}",
+                run.report["hybrid"]
+            );
+        }
+    }
+}
+
 async fn switch_with_kong_defaults(profile: Profile) {
     let h = Hybrid::start_default(profile, 2).await;
     h.upstream_pair().await;

@@ -186,14 +186,16 @@ impl<L: StateLog> Engine<L> {
     }
 
     /// Hybrid mode: records the data planes before the first write (`None` otherwise).
-    async fn hybrid_watch(&self, node: &Node) -> Result<Option<Watch>> {
+    async fn hybrid_watch(&self, node: &Node, status_urls: &[url::Url]) -> Result<Option<Watch>> {
         if node.mode != Mode::HybridControlPlane {
             return Ok(None);
         }
         self.progress.event(ProgressEvent::Reading {
             what: "the control plane's data planes".into(),
         });
-        Ok(Some(Watch::start(&self.client, node).await?))
+        Ok(Some(
+            Watch::start(&self.client, node, &self.http, status_urls).await?,
+        ))
     }
 
     /// Reports progress to `progress` (progress bars).
@@ -406,7 +408,9 @@ impl<L: StateLog> Engine<L> {
             return Ok(report);
         }
 
-        let watch = self.hybrid_watch(&prepared.node).await?;
+        let watch = self
+            .hybrid_watch(&prepared.node, &req.gates.data_planes)
+            .await?;
 
         // Intend.
         let intent = intent_of(

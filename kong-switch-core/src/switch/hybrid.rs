@@ -13,13 +13,12 @@
 //!    45 s by default) to report the same hash, different from its hash before the writes, with
 //!    `last_seen` at or after the first write. Data planes that are (or become) disconnected are
 //!    named, not waited for.
-//!    A run of one write on a quiet cluster needs no window. Quiet: no data plane applied a
-//!    configuration within `db_update_frequency` + margin before the watch (a data plane
-//!    pings right after applying one, so every `last_seen` is that old), so no push is
-//!    pending, the baseline is what the data planes run, and the write is pushed at once. The
-//!    first new hash then holds the write and can no longer change because of it: the settle
-//!    ends as soon as every connected data plane reports one new hash. If the cluster was not
-//!    quiet, or a data plane shows more than one change, the window applies.
+//!    A run of one write on a quiet cluster needs no window (see [`is_quiet`]: nothing
+//!    applied within the window, the list current by every data plane's Status API, no push
+//!    under way), so the write is pushed at once. The first new hash then holds the write and
+//!    can no longer change because of it: the settle ends as soon as every connected data
+//!    plane reports one new hash. If the cluster was not quiet, or a data plane shows more
+//!    than one change, the window applies.
 //! 3. On 3.x a data plane's proxy follows its hash about 0.6–0.8 s later, so each data plane
 //!    counts as live only [`PROXY_LAG_ALLOWANCE`] after its row showed the final hash; when the
 //!    user gave Status API URLs, each one's `/status` `configuration_hash` must be the final hash
@@ -181,16 +180,18 @@ pub(crate) struct Settled {
 
 impl Watch {
     /// Records every data plane's row and starts polling. Call before the first write.
-    pub(crate) async fn start(client: &KongClient, node: &Node) -> Result<Watch> {
+    /// `status_urls` are the data planes' Status APIs, if the user gave them: with one per
+    /// connected data plane, the watch can tell whether the cluster is quiet (see
+    /// [`Watch::is_quiet`]).
+    pub(crate) async fn start(
+        client: &KongClient,
+        node: &Node,
+        http: &reqwest::Client,
+        status_urls: &[Url],
+    ) -> Result<Watch> {
         let rows = read_rows(client).await?;
         let baseline_epoch = epoch_secs();
-        let quiet_for = (node.db_update_frequency() + SETTLE_MARGIN)
-            .as_secs_f64()
-            .ceil() as u64;
-        let quiet = rows.iter().all(|r| {
-            r.last_seen
-                .is_some_and(|seen| baseline_epoch.saturating_sub(seen) > quiet_for)
-        });
+        let quiet = is_quiet(node, &rows, baseline_epoch, http, status_urls).await;
         let now = Instant::now();
         let timeline: Timeline = Arc::new(Mutex::new(
             rows.iter()
@@ -525,6 +526,62 @@ async fn poll(client: KongClient, timeline: Timeline, stop: CancellationToken) {
             Err(e) => tracing::warn!(error = %e, "reading /clustering/data-planes failed"),
         }
     }
+}
+
+/// How long a push takes from the control plane to a data plane's configuration (measured
+/// 0.06–0.26 s, kong-admin-api.md §10): a push already under way when a run starts shows
+/// within it.
+const PUSH_LATENCY: Duration = Duration::from_millis(300);
+
+/// Whether the cluster is quiet before a run's writes, so that its one write is pushed at
+/// once and the first new hash holds it:
+/// - no data plane applied a configuration within `db_update_frequency` + margin (a data
+///   plane pings right after applying one, so its `last_seen` would be that recent);
+/// - the control plane's list is current: one Status API per connected data plane, each
+///   reporting the hash the list shows (the list shows a push 0.1–0.9 s late, so without the
+///   data planes' own word a push just applied is invisible);
+/// - no push is under way: the Status APIs report the same hash again [`PUSH_LATENCY`] later.
+///
+/// Without Status API URLs the cluster is never taken as quiet: the push window is waited out.
+async fn is_quiet(
+    node: &Node,
+    rows: &[Row],
+    epoch: u64,
+    http: &reqwest::Client,
+    status_urls: &[Url],
+) -> bool {
+    let quiet_for = (node.db_update_frequency() + SETTLE_MARGIN)
+        .as_secs_f64()
+        .ceil() as u64;
+    let connected: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.connected(epoch, DEFAULT_DISCONNECTED_AFTER))
+        .collect();
+    let settled = connected.iter().all(|r| {
+        r.last_seen
+            .is_some_and(|seen| epoch.saturating_sub(seen) > quiet_for)
+    });
+    let Some(first) = connected.first() else {
+        return false;
+    };
+    let listed = first.hash().to_owned();
+    if !settled
+        || status_urls.len() < connected.len()
+        || connected.iter().any(|r| r.hash() != listed)
+    {
+        return false;
+    }
+    let read = || async {
+        futures::future::join_all(status_urls.iter().map(|u| status_hash(http, u))).await
+    };
+    let all_listed = |hashes: Vec<std::result::Result<String, String>>| {
+        hashes.into_iter().all(|h| h.is_ok_and(|h| h == listed))
+    };
+    if !all_listed(read().await) {
+        return false;
+    }
+    tokio::time::sleep(PUSH_LATENCY).await;
+    all_listed(read().await)
 }
 
 /// A data plane's `configuration_hash` from its Status API `/status`.

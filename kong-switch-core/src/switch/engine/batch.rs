@@ -284,7 +284,7 @@ impl<L: StateLog> Engine<L> {
         }
 
         // Hybrid mode: the data planes' state before anything is logged or written.
-        let watch = self.hybrid_watch(&node).await?;
+        let watch = self.hybrid_watch(&node, &req.gates.data_planes).await?;
 
         // Intend, in parts, all before the first write.
         report.run_id = Some(run_id);

@@ -239,7 +239,7 @@ impl<L: StateLog> Engine<L> {
     /// A failure to read it is logged, never a reason to skip the undo.
     pub(super) async fn rollback_watch(&self) -> Option<Watch> {
         let node = self.client.node().await.ok()?;
-        match self.hybrid_watch(&node).await {
+        match self.hybrid_watch(&node, &[]).await {
             Ok(watch) => watch,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the data planes; the rollback will not wait for them");
@@ -370,7 +370,7 @@ impl<L: StateLog> Engine<L> {
             )));
         };
         let node = self.client.node().await?;
-        let watch = self.hybrid_watch(&node).await?;
+        let watch = self.hybrid_watch(&node, &[]).await?;
         let writes = self.restore_plans(actor, target, &plans, "").await?;
         let written_at = Instant::now();
         let strategy = first.strategy;

@@ -226,6 +226,26 @@ impl Watch {
         self
     }
 
+    /// The rows of the connected data planes, as last polled.
+    fn connected_rows(&self, epoch: u64, disconnected_after: Duration) -> Vec<Row> {
+        lock(&self.timeline)
+            .values()
+            .map(|seen| seen.row.clone())
+            .filter(|row| row.connected(epoch, disconnected_after))
+            .collect()
+    }
+
+    /// The hash every connected data plane had before the writes, when they all had one.
+    fn baseline_hash(&self, epoch: u64, disconnected_after: Duration) -> Option<String> {
+        let mut hashes = self
+            .baseline
+            .values()
+            .filter(|row| row.connected(epoch, disconnected_after))
+            .map(|row| row.hash().to_owned());
+        let first = hashes.next()?;
+        hashes.all(|h| h == first).then_some(first)
+    }
+
     /// Whether every data plane's config changed at most once since the watch started: then
     /// the one change of a one-write run is that write.
     fn changed_once(&self) -> bool {
@@ -247,13 +267,27 @@ impl Watch {
             up_to: s.timeout,
         });
         let mut cancelled = false;
+        // Only a quiet cluster's baseline was confirmed by every data plane's own Status API
+        // before the write (see `is_quiet`): only then may a change there prove the run.
+        let mut by_status = StatusProof::new(
+            self.quiet
+                .then(|| self.baseline_hash(epoch_secs(), s.disconnected_after))
+                .flatten(),
+            s.status_urls.len(),
+        );
         let verdict = loop {
             let now = Instant::now();
-            let earliest = if self.writes == 1 && self.quiet && self.changed_once() {
-                s.written_at
-            } else {
-                windowed
-            };
+            let one_write = self.writes == 1 && self.quiet && self.changed_once();
+            let earliest = if one_write { s.written_at } else { windowed };
+            if one_write && by_status.possible() {
+                // The data planes' own Status APIs show their hash before the control plane
+                // lists it (0.1-0.9 s later): read them directly.
+                by_status.poll(s.http, s.status_urls).await;
+                let connected = self.connected_rows(epoch_secs(), s.disconnected_after);
+                if let Some(v) = by_status.verdict(&self, &s, v3, connected, Instant::now()) {
+                    break v;
+                }
+            }
             if now >= earliest {
                 let v = self.evaluate(&s, v3, now).await;
                 if v.live || now >= s.written_at + s.timeout {
@@ -265,7 +299,13 @@ impl Watch {
             } else {
                 POLL
             };
-            let pause = pause.max(Duration::from_millis(10));
+            // The Status APIs are read every 20 ms while they can prove the run.
+            let pause = if one_write && by_status.possible() {
+                pause.min(STATUS_POLL)
+            } else {
+                pause
+            }
+            .max(Duration::from_millis(10));
             tokio::select! {
                 () = s.cancel.cancelled() => {
                     cancelled = true;
@@ -488,6 +528,132 @@ struct Plane {
     lag_ok: bool,
     detail: String,
     report: DataPlaneReport,
+}
+
+/// What the data planes' Status APIs say after a one-write run on a quiet cluster: each
+/// URL's first hash different from the cluster's hash before the write (which every Status
+/// API confirmed, twice, before the write), and when it was seen.
+/// With as many URLs as connected data planes, all on one new hash, every data plane runs the
+/// write: a proof that does not wait for the control plane's lagging list.
+struct StatusProof {
+    /// The one hash every connected data plane had before the write (`None`: no proof).
+    before: Option<String>,
+    seen: Vec<Option<(String, Instant)>>,
+}
+
+/// How often the data planes' Status APIs are read while they can prove a one-write run.
+const STATUS_POLL: Duration = Duration::from_millis(20);
+
+/// 3.x: how long a data plane's proxy may lag its own `/status` hash (measured 0.6–0.8 s,
+/// kong-admin-api.md §10).
+const STATUS_PROXY_LAG: Duration = Duration::from_millis(900);
+
+impl StatusProof {
+    fn new(before: Option<String>, urls: usize) -> StatusProof {
+        StatusProof {
+            before: before.filter(|_| urls > 0),
+            seen: vec![None; urls],
+        }
+    }
+
+    fn possible(&self) -> bool {
+        self.before.is_some()
+    }
+
+    async fn poll(&mut self, http: &reqwest::Client, urls: &[Url]) {
+        let Some(before) = self.before.clone() else {
+            return;
+        };
+        let hashes = futures::future::join_all(urls.iter().map(|u| status_hash(http, u))).await;
+        let now = Instant::now();
+        for (slot, hash) in self.seen.iter_mut().zip(hashes) {
+            if slot.is_none()
+                && let Ok(h) = hash
+                && h != before
+                && h != NO_CONFIG
+            {
+                *slot = Some((h, now));
+            }
+        }
+    }
+
+    /// The verdict once every URL reports the same new hash (and, on 3.x, the proxies' lag
+    /// has passed), if it does.
+    fn verdict(
+        &self,
+        watch: &Watch,
+        s: &Settle<'_>,
+        v3: bool,
+        connected: Vec<Row>,
+        now: Instant,
+    ) -> Option<Verdict> {
+        let before = self.before.as_deref()?;
+        if self.seen.len() < connected.len() || connected.is_empty() {
+            return None;
+        }
+        let seen: Vec<&(String, Instant)> = self.seen.iter().flatten().collect();
+        if seen.len() < self.seen.len() {
+            return None;
+        }
+        let hash = &seen[0].0;
+        if seen.iter().any(|(h, _)| h != hash) {
+            return None;
+        }
+        let last = seen.iter().map(|(_, at)| *at).max()?;
+        if v3 && now < last + STATUS_PROXY_LAG {
+            return None;
+        }
+        let after_ms = ms(last.saturating_duration_since(s.written_at));
+        let planes = connected
+            .into_iter()
+            .map(|row| {
+                let detail = format!(
+                    "every data plane's Status API reports config_hash {} (was {}){}",
+                    short(hash),
+                    short(before),
+                    if v3 {
+                        format!("; proxy lag allowance {} ms", ms(STATUS_PROXY_LAG))
+                    } else {
+                        String::new()
+                    }
+                );
+                Plane {
+                    label: row.label(),
+                    connected: true,
+                    converged: true,
+                    converged_after_ms: Some(after_ms),
+                    mixed_traffic_ms: None,
+                    lag_ok: true,
+                    detail,
+                    report: DataPlaneReport {
+                        id: row.id.clone(),
+                        hostname: row.hostname.clone(),
+                        connected: true,
+                        config_hash_before: watch
+                            .baseline
+                            .get(&row.id)
+                            .map(|r| r.hash().to_owned()),
+                        config_hash: hash.clone(),
+                        last_seen: row.last_seen,
+                        converged: true,
+                        converged_after_ms: Some(after_ms),
+                        mixed_traffic_ms: None,
+                    },
+                }
+            })
+            .collect();
+        Some(Verdict {
+            live: true,
+            hash: Some(hash.clone()),
+            why: None,
+            planes,
+            status_checks: s
+                .status_urls
+                .iter()
+                .map(|u| format!("{u}: configuration_hash {}", short(hash)))
+                .collect(),
+        })
+    }
 }
 
 struct Verdict {

@@ -234,13 +234,16 @@ async fn steady(
     Ok(first)
 }
 
-/// Waits until no data plane applied a configuration (nor pinged) within `window`.
+/// Waits until no data plane applied a configuration (nor pinged) within `window`. The
+/// control plane lists a data plane's ping up to 0.9 s after a push it applied (a run proven by
+/// the Status APIs ends before that), so the list is read only after that lag.
 async fn wait_quiet(
     http: &reqwest::Client,
     admin: &str,
     window: Duration,
     timeout: Duration,
 ) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     loop {
         let now = std::time::SystemTime::now()

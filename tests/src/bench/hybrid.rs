@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             format!(
                 "hybrid {profile}: one-write switch, time to done / data planes' own convergence (2 DPs, Kong timings{})",
                 if v3 {
-                    "; 3.x proxies lag their hash, so 1 s is allowed unless a proxy proves it"
+                    "; 3.x proxies lag their hash: 0.9 s after the data planes' own hash is allowed"
                 } else {
                     ""
                 }

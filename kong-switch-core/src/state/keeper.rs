@@ -165,26 +165,39 @@ impl<'a, L: StateLog> LeaseKeeper<'a, L> {
     pub async fn hold<F: Future>(&mut self, work: F) -> F::Output {
         let mut work = pin!(work);
         let stop = self.stop.clone();
-        let mut renewals = pin!(self.renew_until_lost());
+        let finished = CancellationToken::new();
+        let mut renewals = pin!(self.renew_until_lost(finished.clone()));
         let mut renewing = true;
-        loop {
+        let output = loop {
             tokio::select! {
-                output = &mut work => return output,
+                output = &mut work => break output,
                 () = &mut renewals, if renewing => {
                     renewing = false;
                     stop.cancel();
                 }
             }
+        };
+        if renewing {
+            // Let a renewal under way finish rather than drop it mid-transaction: a store may
+            // hold the lease document locked for an abandoned transaction, and the release
+            // that follows would then fail and leave the lease to lapse.
+            finished.cancel();
+            renewals.await;
         }
+        output
     }
 
-    /// Renews every `renew_every` until the lease is lost; then logs why. The lease counts
-    /// as lost as soon as it would lapse before the next renewal: renewals keep failing,
-    /// or its deadline (`--lease-ttl`) is near.
-    async fn renew_until_lost(&mut self) {
+    /// Renews every `renew_every` until the lease is lost (then logs why) or `finished` is
+    /// cancelled (between renewals, never during one). The lease counts as lost as soon as
+    /// it would lapse before the next renewal: renewals keep failing, or its deadline
+    /// (`--lease-ttl`) is near.
+    async fn renew_until_lost(&mut self, finished: CancellationToken) {
         let target = self.guard.lease().target.clone();
         let reason = loop {
-            tokio::time::sleep(self.renew_every).await;
+            tokio::select! {
+                () = finished.cancelled() => return,
+                () = tokio::time::sleep(self.renew_every) => {}
+            }
             let renewal = tokio::time::timeout(
                 self.renew_every,
                 self.log.renew(&mut self.guard, self.expiry),

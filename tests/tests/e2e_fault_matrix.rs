@@ -183,7 +183,8 @@ struct Setup {
     upstream: Option<String>,
     /// For route: the green service's id.
     green_service: Option<String>,
-    _backends: Vec<kong_switch_tests::backend::Backend>,
+    /// The backends, kept running; the first is blue.
+    backends: Vec<kong_switch_tests::backend::Backend>,
 }
 
 impl Setup {
@@ -201,7 +202,7 @@ impl Setup {
                     verify: p.url(&env),
                     upstream: None,
                     green_service: None,
-                    _backends: vec![p.blue, p.green],
+                    backends: vec![p.blue, p.green],
                     env,
                 }
             }
@@ -228,7 +229,7 @@ impl Setup {
                     verify,
                     upstream: None,
                     green_service: None,
-                    _backends: backends,
+                    backends,
                     env,
                 }
             }
@@ -251,7 +252,7 @@ impl Setup {
             let w = weights(&self.env, up).await;
             let (blue, green): (Vec<_>, Vec<_>) = w
                 .iter()
-                .partition(|(t, _)| t.ends_with(&format!(":{}", self._backends[0].port())));
+                .partition(|(t, _)| t.ends_with(&format!(":{}", self.backends[0].port())));
             let blue_w: u64 = blue.iter().map(|(_, w)| **w).sum();
             let green_w: u64 = green.iter().map(|(_, w)| **w).sum();
             sides.push(match (blue_w, green_w) {
@@ -329,7 +330,7 @@ async fn route_setup() -> Setup {
         verify: format!("{}/{base}-r1", env.proxy_url()),
         upstream: None,
         green_service: pair.ids.1.as_str().map(str::to_owned),
-        _backends: pair.backends,
+        backends: pair.backends,
         env,
     }
 }
@@ -352,7 +353,7 @@ async fn weights_setup() -> Setup {
         verify: format!("{}{}", env.proxy_url(), w.path),
         upstream: Some(w.up),
         green_service: None,
-        _backends: vec![w.blue, w.green],
+        backends: vec![w.blue, w.green],
         env,
     }
 }
@@ -397,7 +398,7 @@ async fn dbless_setup() -> Setup {
         verify: format!("{}/fm-dl", env.proxy_url()),
         upstream: None,
         green_service: None,
-        _backends: vec![blue, green],
+        backends: vec![blue, green],
         env,
     }
 }

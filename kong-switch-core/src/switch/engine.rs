@@ -24,7 +24,7 @@ use super::dbless::Writer;
 use super::error::{Error, Result};
 use super::gates::{self, GateOutcome};
 use super::hybrid::{self, Watch};
-use super::intent::intent_of;
+use super::intent::intent_of_plan;
 use super::plan::Plan;
 use super::progress::{NoProgress, Progress, ProgressEvent};
 use super::report::{Durations, Outcome, RollbackCause, StepReport, SwitchReport};
@@ -413,13 +413,7 @@ impl<L: StateLog> Engine<L> {
             .await?;
 
         // Intend.
-        let intent = intent_of(
-            plan.strategy.as_str(),
-            &plan.from.color,
-            &plan.to.color,
-            std::slice::from_ref(plan),
-            None,
-        );
+        let intent = intent_of_plan(plan);
         let base = self.event(key, EventKind::Intent, run_id, req, plan);
         self.log.append(base.clone().with_intent(intent)).await?;
 

@@ -9,11 +9,12 @@
 //!    per-data-plane convergence time and the mixed-traffic window of multi-write switches).
 //! 2. After the last write returns at `T`, [`Watch::settle`] waits at least until
 //!    `T + db_update_frequency + SETTLE_MARGIN` (an earlier hash may belong to a partial push:
-//!    the control plane pushes at most once per `db_update_frequency`), then requires every connected data plane (`last_seen` within the disconnect timeout, Kong's
-//!    45 s by default) to report the same hash, different from its hash before the writes, with
+//!    the control plane pushes at most once per `db_update_frequency`), then requires every
+//!    connected data plane (`last_seen` within the disconnect timeout, Kong's 45 s by default)
+//!    to report the same hash, different from its hash before the writes, with
 //!    `last_seen` at or after the first write. Data planes that are (or become) disconnected are
 //!    named, not waited for.
-//!    A run of one write on a quiet cluster needs no window (see [`is_quiet`]: nothing
+//!    A run of one write on a quiet cluster needs no window (see [`quiet_hash`]: nothing
 //!    applied within the window, the list current by every data plane's Status API, no push
 //!    under way), so the write is pushed at once. The first new hash then holds the write and
 //!    can no longer change because of it: the settle ends as soon as every connected data
@@ -128,8 +129,9 @@ fn lock(t: &Timeline) -> MutexGuard<'_, HashMap<String, Seen>> {
 pub(crate) struct Watch {
     /// The writes the run makes after the watch started (`usize::MAX` until told).
     writes: usize,
-    /// No data plane applied a configuration within the push window before the watch.
-    quiet: bool,
+    /// When the cluster was quiet before the writes (see [`quiet_hash`]): the hash every
+    /// connected data plane confirmed through its own Status API.
+    quiet_hash: Option<String>,
     baseline: HashMap<String, Row>,
     baseline_epoch: u64,
     timeline: Timeline,
@@ -182,7 +184,7 @@ impl Watch {
     /// Records every data plane's row and starts polling. Call before the first write.
     /// `status_urls` are the data planes' Status APIs, if the user gave them: with one per
     /// connected data plane, the watch can tell whether the cluster is quiet (see
-    /// [`Watch::is_quiet`]).
+    /// [`quiet_hash`]).
     pub(crate) async fn start(
         client: &KongClient,
         node: &Node,
@@ -191,7 +193,7 @@ impl Watch {
     ) -> Result<Watch> {
         let rows = read_rows(client).await?;
         let baseline_epoch = epoch_secs();
-        let quiet = is_quiet(node, &rows, baseline_epoch, http, status_urls).await;
+        let quiet_hash = quiet_hash(node, &rows, baseline_epoch, http, status_urls).await;
         let now = Instant::now();
         let timeline: Timeline = Arc::new(Mutex::new(
             rows.iter()
@@ -211,7 +213,7 @@ impl Watch {
         tokio::spawn(poll(client.clone(), Arc::clone(&timeline), stop.clone()));
         Ok(Watch {
             writes: usize::MAX,
-            quiet,
+            quiet_hash,
             baseline,
             baseline_epoch,
             timeline,
@@ -233,17 +235,6 @@ impl Watch {
             .map(|seen| seen.row.clone())
             .filter(|row| row.connected(epoch, disconnected_after))
             .collect()
-    }
-
-    /// The hash every connected data plane had before the writes, when they all had one.
-    fn baseline_hash(&self, epoch: u64, disconnected_after: Duration) -> Option<String> {
-        let mut hashes = self
-            .baseline
-            .values()
-            .filter(|row| row.connected(epoch, disconnected_after))
-            .map(|row| row.hash().to_owned());
-        let first = hashes.next()?;
-        hashes.all(|h| h == first).then_some(first)
     }
 
     /// Whether every data plane's config changed at most once since the watch started: then
@@ -268,16 +259,11 @@ impl Watch {
         });
         let mut cancelled = false;
         // Only a quiet cluster's baseline was confirmed by every data plane's own Status API
-        // before the write (see `is_quiet`): only then may a change there prove the run.
-        let mut by_status = StatusProof::new(
-            self.quiet
-                .then(|| self.baseline_hash(epoch_secs(), s.disconnected_after))
-                .flatten(),
-            s.status_urls.len(),
-        );
+        // before the write (see `quiet_hash`): only then may a change there prove the run.
+        let mut by_status = StatusProof::new(self.quiet_hash.clone(), s.status_urls.len());
         let verdict = loop {
             let now = Instant::now();
-            let one_write = self.writes == 1 && self.quiet && self.changed_once();
+            let one_write = self.writes == 1 && self.quiet_hash.is_some() && self.changed_once();
             let earliest = if one_write { s.written_at } else { windowed };
             if one_write && by_status.possible() {
                 // The data planes' own Status APIs show their hash before the control plane
@@ -699,8 +685,8 @@ async fn poll(client: KongClient, timeline: Timeline, stop: CancellationToken) {
 /// within it.
 const PUSH_LATENCY: Duration = Duration::from_millis(300);
 
-/// Whether the cluster is quiet before a run's writes, so that its one write is pushed at
-/// once and the first new hash holds it:
+/// The hash every connected data plane runs, when the cluster is quiet before a run's writes,
+/// so that its one write is pushed at once and the first new hash holds it:
 /// - no data plane applied a configuration within `db_update_frequency` + margin (a data
 ///   plane pings right after applying one, so its `last_seen` would be that recent);
 /// - the control plane's list is current: one Status API per connected data plane, each
@@ -709,13 +695,13 @@ const PUSH_LATENCY: Duration = Duration::from_millis(300);
 /// - no push is under way: the Status APIs report the same hash again [`PUSH_LATENCY`] later.
 ///
 /// Without Status API URLs the cluster is never taken as quiet: the push window is waited out.
-async fn is_quiet(
+async fn quiet_hash(
     node: &Node,
     rows: &[Row],
     epoch: u64,
     http: &reqwest::Client,
     status_urls: &[Url],
-) -> bool {
+) -> Option<String> {
     let quiet_for = (node.db_update_frequency() + SETTLE_MARGIN)
         .as_secs_f64()
         .ceil() as u64;
@@ -727,15 +713,12 @@ async fn is_quiet(
         r.last_seen
             .is_some_and(|seen| epoch.saturating_sub(seen) > quiet_for)
     });
-    let Some(first) = connected.first() else {
-        return false;
-    };
-    let listed = first.hash().to_owned();
+    let listed = connected.first()?.hash().to_owned();
     if !settled
         || status_urls.len() < connected.len()
         || connected.iter().any(|r| r.hash() != listed)
     {
-        return false;
+        return None;
     }
     let read = || async {
         futures::future::join_all(status_urls.iter().map(|u| status_hash(http, u))).await
@@ -744,10 +727,10 @@ async fn is_quiet(
         hashes.into_iter().all(|h| h.is_ok_and(|h| h == listed))
     };
     if !all_listed(read().await) {
-        return false;
+        return None;
     }
     tokio::time::sleep(PUSH_LATENCY).await;
-    all_listed(read().await)
+    all_listed(read().await).then_some(listed)
 }
 
 /// A data plane's `configuration_hash` from its Status API `/status`.

@@ -54,6 +54,17 @@ pub(crate) fn intent_of(
     }
 }
 
+/// The intent of a run of one plan, moving it from its `from` side to its `to` side.
+pub(crate) fn intent_of_plan(plan: &Plan) -> Intent {
+    intent_of(
+        plan.strategy.as_str(),
+        &plan.from.color,
+        &plan.to.color,
+        std::slice::from_ref(plan),
+        None,
+    )
+}
+
 /// The plans saved in one intent. Format 1 wrote `{"plan": …}` for one service and
 /// `{"plans": […]}` for a batch; format 2 always `{"plans": […]}`.
 fn decode(intent: &Intent) -> Result<Vec<Plan>, String> {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::state::{DeploymentStatus, EventKind, StateLog};
 
 use super::super::error::{Error, Result};
-use super::super::intent::intent_of;
+use super::super::intent::intent_of_plan;
 use super::super::plan::Plan;
 use super::super::report::{Outcome, SwitchReport};
 use super::super::request::SwitchRequest;
@@ -127,13 +127,7 @@ impl<L: StateLog> Engine<L> {
                     .unwrap_or_default()
             ));
         if let Some(plan) = &plan {
-            let intent = intent_of(
-                plan.strategy.as_str(),
-                &plan.from.color,
-                &plan.to.color,
-                std::slice::from_ref(plan),
-                None,
-            );
+            let intent = intent_of_plan(plan);
             // Keep the run's sides on the event: the intent's are those of the plan read now.
             let (from, to) = (event.from.clone(), event.to.clone());
             event = event.with_intent(intent);
